@@ -1,0 +1,47 @@
+"""nbkeras: Keras training as a first-class citizen of Jupyter.
+
+`%load_ext nbkeras` registers the magics. Nothing here imports Keras:
+loading the extension stays fast and the first `%%model` pays for it.
+"""
+
+from __future__ import annotations
+
+from .errors import DataError, FitUsageError, NbkerasError, SpecError
+
+__all__ = ["SpecError", "DataError", "FitUsageError", "NbkerasError", "runs",
+           "load_ipython_extension"]
+__version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython):
+    """Register the magics and the short display of user errors."""
+    from .errors import show_short_error
+    from .magics import NbkerasMagics
+
+    magics = NbkerasMagics(shell=ipython)
+    ipython.register_magics(magics)
+    if magics not in ipython.configurables:
+        ipython.configurables.append(magics)
+    ipython.set_custom_exc((NbkerasError,), show_short_error)
+
+
+def unload_ipython_extension(ipython):
+    ipython.set_custom_exc((), None)
+
+
+def runs(model=None):
+    """The recorded runs, newest first, as a list of dicts.
+
+    Args:
+        model: only the runs of the model with this name.
+    """
+    from .registry import runs as _runs
+    return _runs(model=model)
+
+
+def _jupyter_labextension_paths():
+    return [{"src": "labextension", "dest": "nbkeras"}]
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "nbkeras.server"}]

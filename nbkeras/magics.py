@@ -1,0 +1,141 @@
+"""The IPython magics: parse the line, call the stage modules, display.
+
+Each magic body is a few lines; the work lives in `nbkeras.spec`,
+`nbkeras.train` and `nbkeras.results`, imported lazily so that
+`%load_ext nbkeras` never imports Keras.
+"""
+
+from __future__ import annotations
+
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Enum, Float
+from traitlets.config import Configurable
+
+from .lineargs import split_line
+
+
+@magics_class
+class NbkerasMagics(Magics, Configurable):
+    """`%%model`, `%fit`, `%evaluate`, `%predict`, `%models`, `%export`.
+
+    Configure with `%config NbkerasMagics.update_interval = 0.5`.
+    """
+
+    update_interval = Float(
+        0.2, config=True,
+        help="Least time in seconds between two redraws of the live panel.")
+    plot_budget = Float(
+        0.02, config=True,
+        help="Largest share of training time the history plot may spend redrawing.")
+    display_mode = Enum(
+        ["auto", "widget", "text"], "auto", config=True,
+        help="How %fit shows progress: ipywidgets panel, plain text, or chosen from the frontend.")
+
+    def __init__(self, shell=None, **kwargs):
+        Configurable.__init__(self, config=shell.config if shell is not None else None)
+        Magics.__init__(self, shell=shell, **kwargs)
+
+    def _parse(self, magic, line):
+        """Parse a line with a bracket-aware split (expressions keep their spaces)."""
+        return magic.parser.parse_args(split_line(line))
+
+    @magic_arguments()
+    @argument("name", help="Python name to bind the model to.")
+    @argument("--seed", type=int, help="Seed for reproducible initial weights.")
+    @argument("--code", action="store_true", help="Also show the equivalent plain Keras code.")
+    @argument("--no-compile", action="store_true", help="Build the model without compiling it.")
+    @argument("--input", metavar="SHAPE", help="Input shape when the spec has no input statement.")
+    @argument("--from", dest="from_path", metavar="PATH", help="Load a saved .keras file instead.")
+    @cell_magic
+    def model(self, line, cell=""):
+        """Build and compile a Keras model from a compact spec."""
+        from .spec.cell import run_model_cell
+        args = parse_argstring(self.model, line)
+        return run_model_cell(self.shell, args, cell or "")
+
+    @magic_arguments()
+    @argument("name", help="Name of the model to train.")
+    @argument("x", help="Inputs: an expression (array, list/dict of arrays, DataFrame, dataset).")
+    @argument("y", nargs="?", help="Targets: an expression (omit for a dataset).")
+    @argument("-e", "--epochs", type=int, default=10, help="Number of epochs (default 10).")
+    @argument("-b", "--batch-size", type=int, default=32, help="Batch size (default 32).")
+    @argument("--val", nargs="+", metavar="EXPR", help="Validation data: XVAL [YVAL].")
+    @argument("--val-split", type=float, metavar="F", help="Fraction of the data held out for validation.")
+    @argument("--no-shuffle", action="store_true", help="Keep the sample order.")
+    @argument("--class-weight", metavar="balanced|EXPR", help="'balanced' or a dict expression.")
+    @argument("--sample-weight", metavar="EXPR", help="Per-sample weights.")
+    @argument("--initial-epoch", type=int, metavar="N", help="Epoch to start counting from.")
+    @argument("--resume", action="store_true", help="Continue the model's last run.")
+    @argument("--steps-per-epoch", type=int, metavar="N")
+    @argument("--early-stop", type=int, metavar="PATIENCE", help="Stop after PATIENCE epochs without improvement; restores the best weights.")
+    @argument("--monitor", metavar="METRIC", help="Metric watched by --early-stop, --checkpoint and --reduce-lr.")
+    @argument("--checkpoint", metavar="PATH", help="Save the best model to PATH (atomically).")
+    @argument("--reduce-lr", type=int, metavar="PATIENCE", help="Reduce the learning rate on a plateau.")
+    @argument("--lr-schedule", metavar="KIND", help="cosine, exponential or step.")
+    @argument("--lr-decay", type=float, metavar="F", help="Decay rate (exponential) or factor (step).")
+    @argument("--lr-step", type=int, metavar="N", help="Epochs between drops (step schedule).")
+    @argument("--tensorboard", metavar="DIR")
+    @argument("--csv", metavar="PATH")
+    @argument("--seed", type=int)
+    @argument("--quiet", action="store_true", help="No live panel; a one-line summary at the end.")
+    @argument("--update-interval", type=float, metavar="SECONDS")
+    @argument("--mixed-precision", action="store_true")
+    @argument("--jit", action="store_true", help="Compile with XLA.")
+    @argument("--steps-per-execution", metavar="N|auto")
+    @argument("--text", action="store_true", help="Force the plain-text progress view.")
+    @line_magic
+    def fit(self, line):
+        """Train a model with a live progress panel and history plot."""
+        from .train.fit import run_fit
+        args = self._parse(self.fit, line)
+        return run_fit(self.shell, args, self)
+
+    @magic_arguments()
+    @argument("name")
+    @argument("x")
+    @argument("y")
+    @argument("-b", "--batch-size", type=int, default=32)
+    @argument("--no-plots", action="store_true", help="Only the numbers.")
+    @line_magic
+    def evaluate(self, line):
+        """Test metrics of a model on held-out data."""
+        from .results.evaluate import run_evaluate
+        args = self._parse(self.evaluate, line)
+        return run_evaluate(self.shell, args)
+
+    @magic_arguments()
+    @argument("name")
+    @argument("x")
+    @argument("-b", "--batch-size", type=int, default=32)
+    @argument("--classes", action="store_true", help="Return class indices.")
+    @argument("--show", type=int, metavar="N", help="Show a grid of N inputs with predicted labels.")
+    @argument("--images", metavar="EXPR", help="Images to show (default: X).")
+    @argument("--labels", metavar="EXPR", help="True labels to show beside the predictions.")
+    @line_magic
+    def predict(self, line):
+        """Predictions of a model."""
+        from .results.predict import run_predict
+        args = self._parse(self.predict, line)
+        return run_predict(self.shell, args)
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="Show one model's versions and runs.")
+    @argument("--compare", nargs="+", type=int, metavar="RUN", help="Overlay these runs' curves.")
+    @line_magic
+    def models(self, line):
+        """Table of the models and runs in the registry."""
+        from .results.models import run_models
+        args = self._parse(self.models, line)
+        return run_models(self.shell, args)
+
+    @magic_arguments()
+    @argument("name")
+    @argument("path")
+    @argument("--format", choices=["keras", "savedmodel", "tflite"], default="keras")
+    @line_magic
+    def export(self, line):
+        """Write a model to a file (atomically)."""
+        from .results.export import run_export
+        args = self._parse(self.export, line)
+        return run_export(self.shell, args)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, set-up included: Python tests, the tutorial
+# notebooks under nbval, the TypeScript unit tests and the browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "warning: could not install chromium; browser tests will fail" >&2
+  else
+    echo "warning: chromium is not installed (apt-get install -y chromium); browser tests will fail" >&2
+  fi
+fi
+export TF_CPP_MIN_LOG_LEVEL=2 PYTHONHASHSEED=0
+NBKERAS_HOME="$(mktemp -d)"; export NBKERAS_HOME
+if [ -f labextension/package.json ] && grep -q '"test"' labextension/package.json; then
+  (cd labextension && (test -d node_modules || npm install --no-audit --no-fund -q) && npm test)
+fi
+set +e
+.venv/bin/python -m pytest tests --nbval-lax notebooks --nbval-sanitize-with notebooks/sanitize.cfg "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then
+  echo "error: pytest collected no tests" >&2
+  exit 1
+fi
+exit "$rc"

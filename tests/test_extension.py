@@ -1,0 +1,51 @@
+"""Loading the extension: fast, no Keras import, magics registered."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from nbkeras.errors import FitUsageError
+from nbkeras.lineargs import split_line
+
+
+def test_load_ext_registers_magics(ip):
+    magics = ip.magics_manager.magics
+    for name in ["fit", "evaluate", "predict", "models", "export"]:
+        assert name in magics["line"]
+    assert "model" in magics["cell"]
+
+
+def test_load_ext_does_not_import_keras_and_is_fast():
+    code = textwrap.dedent("""
+        import sys, time
+        from IPython.core.interactiveshell import InteractiveShell
+        ip = InteractiveShell.instance()
+        t = time.perf_counter()
+        ip.run_line_magic("load_ext", "nbkeras")
+        dt = time.perf_counter() - t
+        bad = [m for m in ("keras", "tensorflow", "jax", "torch") if m in sys.modules]
+        print(dt, bad)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    dt, bad = out.stdout.strip().split(" ", 1)
+    assert bad == "[]"
+    assert float(dt) < 0.5
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("m x y", ["m", "x", "y"]),
+    ("m [x_img, x_meta] {'digit': y, 'size': s} -e 3",
+     ["m", "[x_img, x_meta]", "{'digit': y, 'size': s}", "-e", "3"]),
+    ("m x[: 100] y[: 100]", ["m", "x[: 100]", "y[: 100]"]),
+    ("m df[['a', 'b']] 'a b'", ["m", "df[['a', 'b']]", "'a b'"]),
+])
+def test_split_line_keeps_expressions_whole(line, expected):
+    assert split_line(line) == expected
+
+
+@pytest.mark.parametrize("line", ["m x[1", "m x)", "m 'abc"])
+def test_split_line_reports_unbalanced(line):
+    with pytest.raises(FitUsageError):
+        split_line(line)
