@@ -1,0 +1,227 @@
+"""`%evaluate NAME X Y`: held-out figures a user would otherwise code by hand.
+
+The compiled loss and metrics come from `model.evaluate`; on top of them a
+classifier gets per-class precision/recall/F1, a confusion matrix and (for
+two classes) ROC AUC, and a regressor RMSE, MAE and R², computed by
+`nbkeras.results.metrics`. The result is returned as a dict and recorded
+in the registry against the model's latest run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from ..errors import DataError, FitUsageError
+from ..registry import get_registry
+from ..state import get_info
+from . import metrics as M
+from .common import Table, check_inputs, evaluate_expr, fmt, get_model, n_samples, output_kind
+
+
+class Evaluation(dict):
+    """The flat metrics dict (`r["accuracy"]`), plus the details shown.
+
+    Attributes:
+        per_class: rows of {"class", "precision", "recall", "f1", "support"}
+            for classifiers, else None.
+        confusion: the confusion matrix (true rows, predicted columns) or None.
+        figure: the confusion-matrix figure, or None.
+        kind: 'softmax', 'sigmoid', 'logits', 'regression' or 'multi'.
+    """
+
+    per_class: Optional[List[Dict[str, Any]]] = None
+    confusion: Any = None
+    figure: Any = None
+    kind: str = ""
+
+
+def short_keras_error(e: Exception) -> str:
+    """The first meaningful line of a (long) Keras/TensorFlow error."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    text = lines[0] if lines else type(e).__name__
+    for ln in lines:
+        if "incompatible" in ln.lower() or "expected" in ln.lower():
+            text = ln
+            break
+    return text[:300]
+
+
+def run_evaluate(shell, args) -> Evaluation:
+    """Body of `%evaluate NAME X Y [--batch-size N] [--no-plots]`."""
+    model = get_model(shell, args.name)
+    x = evaluate_expr(shell, args.x, "X")
+    y = evaluate_expr(shell, args.y, "Y")
+    nx, ny = n_samples(x), n_samples(y)
+    if nx is not None and ny is not None and nx != ny:
+        raise DataError(f"`{args.x}` has {nx} samples but `{args.y}` has {ny}; "
+                        "they must be the same length")
+    check_inputs(model, x, args.x)
+    if not getattr(model, "compiled", True) or getattr(model, "optimizer", None) is None:
+        raise FitUsageError(f"`{args.name}` is not compiled; build it without `--no-compile` "
+                            f"or call `{args.name}.compile(...)` first")
+    kind = output_kind(model)
+    y = _match_label_format(model, y, args.y)
+    units = _units(model)
+    y_true = None
+    if kind in ("softmax", "logits") or (kind == "sigmoid" and units == 1):
+        import numpy as np
+        y_true = _true_classes(np.asarray(y), max(units, 2), units, args.y)  # before Keras sees them
+    try:
+        scores = model.evaluate(x, y, batch_size=args.batch_size, verbose=0, return_dict=True)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"`{args.x}`, `{args.y}` do not fit `{args.name}`: "
+                        f"{short_keras_error(e)}") from None
+    result = Evaluation({k: float(v) for k, v in scores.items()})
+    result.kind = kind
+    if kind != "multi":
+        import numpy as np
+        pred = np.asarray(model.predict(x, batch_size=args.batch_size, verbose=0))
+        if kind == "regression":
+            try:
+                result.update(M.regression_metrics(np.asarray(y), pred))
+            except ValueError as e:
+                raise DataError(f"`{args.y}` does not match the model's outputs: {e}") from None
+        elif y_true is None:
+            _multilabel(result, np.asarray(y), pred, args)
+        else:
+            _classification(result, y_true, pred)
+    _show(result, args)
+    info = get_info(model, args.name)
+    run_id = info.run_ids[-1] if info.run_ids else None
+    get_registry().add_evaluation(run_id=run_id, model=info.name or args.name,
+                                  metrics=dict(result))
+    return result
+
+
+def _loss_name(model) -> str:
+    loss = getattr(model, "loss", None)
+    if isinstance(loss, str):
+        return loss
+    return str(getattr(loss, "name", None) or getattr(loss, "__name__", "") or "")
+
+
+def _match_label_format(model, y, expr: str):
+    """One-hot labels for a sparse loss (or the reverse) are converted, saying so."""
+    import numpy as np
+    if output_kind(model) not in ("softmax", "logits") or not hasattr(y, "shape"):
+        return y
+    units = model.outputs[0].shape[-1]
+    loss = _loss_name(model).lower()
+    if not units or units < 2 or "categorical_crossentropy" not in loss:
+        return y
+    y_arr = np.asarray(y)
+    if "sparse" in loss and y_arr.ndim == 2 and y_arr.shape[1] == units:
+        print(f"`{expr}` is one-hot; evaluating with its class indices (the loss is sparse)")
+        return y_arr.argmax(axis=-1)
+    if "sparse" not in loss and (y_arr.ndim == 1 or y_arr.shape[1:] == (1,)) \
+            and y_arr.dtype.kind in "iu" and (y_arr.min() >= 0) and (y_arr.max() < units):
+        print(f"`{expr}` holds class indices; evaluating with one-hot rows (the loss is "
+              "categorical)")
+        return np.eye(units, dtype="float32")[y_arr.reshape(len(y_arr))]
+    return y
+
+
+def _units(model) -> int:
+    shape = tuple(model.outputs[0].shape) if len(model.outputs) == 1 else ()
+    return int(shape[-1]) if len(shape) > 1 and shape[-1] else 1
+
+
+def _multilabel(result: Evaluation, y, pred, args) -> None:
+    """Several independent sigmoid units: one yes/no per unit."""
+    if y.shape != pred.shape:
+        raise DataError(f"`{args.y}` has shape {y.shape} but the {pred.shape[-1]} sigmoid "
+                        f"outputs need 0/1 labels of shape {pred.shape}")
+    per = M.multilabel_precision_recall_f1(y > 0.5, pred > 0.5)
+    result.update(M.averages(per))
+    result.per_class = _rows(per)
+
+
+def _classification(result: Evaluation, y_true, pred) -> None:
+    import numpy as np
+    units = pred.shape[-1] if pred.ndim > 1 else 1
+    if units == 1:
+        n_classes = 2
+        scores = pred.reshape(len(pred))
+        y_pred = (scores > (0.0 if result.kind == "logits" else 0.5)).astype(np.int64)
+    else:
+        n_classes = units
+        scores = pred[:, 1] if units == 2 else None
+        y_pred = pred.argmax(axis=-1)
+    cm = M.confusion_matrix(y_true, y_pred, n_classes)
+    per = M.precision_recall_f1(cm)
+    result.update(M.averages(per))
+    if n_classes == 2 and scores is not None:
+        result["roc_auc"] = M.roc_auc(y_true, scores)
+    result.per_class = _rows(per)
+    result.confusion = cm
+
+
+def _true_classes(y, n_classes: int, units: int, expr: str):
+    """Class indices from sparse labels or one-hot rows; a short DataError otherwise."""
+    import numpy as np
+    if y.ndim == 2 and y.shape[1] > 1:
+        if y.shape[1] != n_classes:
+            raise DataError(f"`{expr}` has one-hot rows of {y.shape[1]} columns but the model "
+                            f"has {units} output units")
+        return y.argmax(axis=-1)
+    if y.size != len(y):
+        raise DataError(f"`{expr}` has shape {y.shape}: expected one class label per sample")
+    flat = y.reshape(len(y))
+    if flat.dtype.kind not in "iub" and not np.all(np.mod(flat, 1) == 0):
+        raise DataError(f"`{expr}` holds non-integer labels (e.g. {flat[np.mod(flat, 1) != 0][0]}) "
+                        "for a classifier")
+    flat = flat.astype(np.int64)
+    bad = (flat < 0) | (flat >= n_classes)
+    if bad.any():
+        raise DataError(f"`{expr}` holds label {flat[bad][0]}, outside 0..{n_classes - 1} for a "
+                        f"model with {units} output unit{'s' * (units > 1)}")
+    return flat
+
+
+def _rows(per) -> List[Dict[str, Any]]:
+    return [{"class": i, "precision": float(per["precision"][i]),
+             "recall": float(per["recall"][i]), "f1": float(per["f1"][i]),
+             "support": int(per["support"][i])} for i in range(len(per["f1"]))]
+
+
+def _show(result: Evaluation, args) -> None:
+    from IPython.display import display
+    if result.per_class is not None:
+        rows = [[r["class"], fmt(r["precision"], 3), fmt(r["recall"], 3), fmt(r["f1"], 3),
+                 r["support"]] for r in result.per_class]
+        total = sum(r["support"] for r in result.per_class)
+        for avg in ("macro", "weighted"):
+            rows.append([f"{avg} avg"] + [fmt(result[f"{avg}_{k}"], 3)
+                                          for k in ("precision", "recall", "f1")] + [total])
+        note = f"ROC AUC {fmt(result['roc_auc'])}" if "roc_auc" in result else ""
+        display(Table(["class", "precision", "recall", "f1", "support"], rows,
+                      title=f"{args.name} on {args.x}", note=note))
+        if result.confusion is not None and not args.no_plots:
+            result.figure = _plot_confusion(result.confusion, args.name)
+
+
+def _plot_confusion(cm, name: str):
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    k = len(cm)
+    size = min(2.5 + 0.45 * k, 9)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    im = ax.imshow(cm, cmap="Blues")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    if k <= 20:
+        ticks = range(k)
+        ax.set_xticks(ticks)
+        ax.set_yticks(ticks)
+        high = cm.max() / 2 if cm.size else 0
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize="small",
+                        color="white" if cm[i, j] > high else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{name}: confusion matrix")
+    fig.tight_layout()
+    display(fig)
+    plt.close(fig)
+    return fig

@@ -1,0 +1,241 @@
+"""`%models`: what the registry remembers, as tables and overlaid curves.
+
+`%models` lists the models and the newest runs; `%models NAME` one model's
+versions and runs; `%models --compare 3 7` overlays the runs' curves and
+diffs their specs, so a layer change can be read next to the metric change
+it caused. Reads only the registry's cheap summaries (no epoch rows) except
+for the runs being compared, so it stays fast with thousands of runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+from typing import Dict, List, Optional
+
+from ..errors import FitUsageError, did_you_mean
+from ..registry import get_registry
+from .common import Table, fmt, fmt_duration, is_keras_model
+
+OVERVIEW_RUNS = 20
+MODEL_RUNS = 200
+_STATUS_COLORS = {"failed": "#c62828", "interrupted": "#ef6c00", "running": "#1565c0",
+                  "stopped": "#6d4c41"}
+
+
+def primary_metric(metrics: Dict[str, float]) -> Optional[str]:
+    """The metric a run is judged by: a validation accuracy-like metric,
+    else the validation loss, else any validation metric, else the loss."""
+    keys = [k for k in metrics if k not in ("learning_rate", "lr", "epoch")]
+    for test in (lambda k: k.startswith("val_") and "acc" in k,
+                 lambda k: k == "val_loss",
+                 lambda k: k.startswith("val_"),
+                 lambda k: "acc" in k,
+                 lambda k: k == "loss"):
+        found = [k for k in keys if test(k)]
+        if found:
+            return found[0]
+    return keys[0] if keys else None
+
+
+def _version_numbers(versions: List[dict]) -> Dict[int, str]:
+    """Registry version id -> 'v1', 'v2', ... counted per model name."""
+    per_model: Dict[str, List[int]] = {}
+    for v in sorted(versions, key=lambda v: v["id"]):
+        per_model.setdefault(v["name"], []).append(v["id"])
+    return {vid: f"v{i + 1}" for ids in per_model.values() for i, vid in enumerate(ids)}
+
+
+RUN_COLUMNS = ["run", "model", "version", "status", "epochs", "metric", "final",
+               "best (epoch)", "duration", "device", "started"]
+
+
+def _run_row(s: dict, vnames: Dict[int, str]) -> List[str]:
+    metric = primary_metric(s["last"]) or primary_metric(s["best"])
+    final = s["last"].get(metric) if metric else None
+    best = s["best"].get(metric) if metric else None
+    best_txt = f"{fmt(best)} ({s['best_epoch'][metric] + 1})" if best is not None else ""
+    planned = s.get("epochs_planned")
+    return [s["id"], s["model"], vnames.get(s["version_id"], ""), s["status"],
+            f"{s['epochs']}/{planned}" if planned else s["epochs"], metric or "",
+            fmt(final), best_txt, fmt_duration(s["duration"]), s["device"] or "",
+            (s["started"] or "").replace("T", " ")[:16]]
+
+
+def _runs_table(summaries: List[dict], vnames: Dict[int, str], title: str, note: str = ""):
+    return Table(RUN_COLUMNS, [_run_row(s, vnames) for s in summaries], title=title, note=note,
+                 colors=[_STATUS_COLORS.get(s["status"]) for s in summaries])
+
+
+class View:
+    """Tables (and a spec diff) shown together; `.runs` holds the run summaries."""
+
+    def __init__(self, tables: List[Table], runs: List[dict], diff: str = "",
+                 figure=None, versions: Optional[List[dict]] = None):
+        self.tables = tables
+        self.runs = runs
+        self.diff = diff
+        self.figure = figure
+        self.versions = versions or []
+
+    def __repr__(self) -> str:
+        parts = [repr(t) for t in self.tables]
+        if self.diff:
+            parts.append(self.diff)
+        return "\n\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        parts = [t._repr_html_() for t in self.tables]
+        if self.diff:
+            lines = []
+            for line in self.diff.splitlines():
+                color = ("#2e7d32" if line.startswith("+") and not line.startswith("+++") else
+                         "#c62828" if line.startswith("-") and not line.startswith("---") else
+                         None)
+                esc = html.escape(line)
+                lines.append(f"<span style='color:{color}'>{esc}</span>" if color else esc)
+            parts.append("<pre>" + "\n".join(lines) + "</pre>")
+        return "".join(parts)
+
+
+def run_models(shell, args):
+    """Body of `%models [NAME] [--compare RUN ...]`; returns a `View`."""
+    reg = get_registry()
+    if args.compare:
+        return compare(reg, args.compare)
+    if args.name:
+        return one_model(reg, args.name, shell)
+    return overview(reg)
+
+
+def _not_recording_note(reg) -> str:
+    return "" if reg.recording else f"runs are not being recorded: {reg.broken}"
+
+
+def overview(reg) -> View:
+    stats = reg.model_stats()
+    versions = reg.model_versions()
+    vnames = _version_numbers(versions)
+    runs = reg.run_summaries(limit=OVERVIEW_RUNS)
+    latest = {s["name"]: s["last_run"] for s in stats}
+    by_id = {r["id"]: r for r in runs}
+    rows = []
+    for s in stats:
+        last = by_id.get(latest[s["name"]]) if latest[s["name"]] else None
+        if last is None and latest[s["name"]]:
+            found = reg.run_summaries(model=s["name"], limit=1)
+            last = found[0] if found else None
+        row = _run_row(last, vnames) if last else [""] * len(RUN_COLUMNS)
+        rows.append([s["name"], s["versions"], s["runs"], row[0], row[3], row[5], row[6], row[7]])
+    total = sum(s["runs"] for s in stats)
+    models = Table(["model", "versions", "runs", "last run", "status", "metric", "final",
+                    "best (epoch)"], rows, title="Models",
+                   note=_not_recording_note(reg) or ("" if stats else "no models recorded yet"))
+    note = (f"newest {len(runs)} of {total:,} runs; `%models NAME` for one model, "
+            "`nbkeras.runs()` for every run" if total > len(runs) else "")
+    return View([models, _runs_table(runs, vnames, "Runs", note)], runs, versions=versions)
+
+
+def _unknown_model(reg, name: str, shell) -> FitUsageError:
+    names = reg.model_names()
+    if shell is not None:
+        names += [k for k, v in shell.user_ns.items()
+                  if not k.startswith("_") and is_keras_model(v)]
+    hint = did_you_mean(name, sorted(set(names)))
+    if not hint and names:
+        hint = " (recorded: " + ", ".join(f"`{n}`" for n in sorted(set(names))[:10]) + ")"
+    return FitUsageError(f"no model named `{name}` in the registry{hint}")
+
+
+def one_model(reg, name: str, shell=None) -> View:
+    versions = reg.model_versions(name)
+    runs = reg.run_summaries(model=name, limit=MODEL_RUNS)
+    if not versions and not runs:
+        raise _unknown_model(reg, name, shell)
+    vnames = _version_numbers(versions)
+    counts: Dict[int, int] = {}
+    for r in runs:
+        counts[r["version_id"]] = counts.get(r["version_id"], 0) + 1
+    vrows = [[vnames[v["id"]], v["id"], (v["created"] or "").replace("T", " ")[:16],
+              f"{v['params']:,}" if v["params"] is not None else "", v["source"],
+              counts.get(v["id"], 0), len([ln for ln in v["spec_text"].splitlines() if ln.strip()])]
+             for v in versions]
+    vt = Table(["version", "id", "created", "params", "source", "runs", "spec lines"], vrows,
+               title=f"{name}: versions")
+    note = f"newest {MODEL_RUNS} runs shown" if len(runs) == MODEL_RUNS else ""
+    return View([vt, _runs_table(runs, vnames, f"{name}: runs", note)], runs, versions=versions)
+
+
+def compare(reg, run_ids: List[int]) -> View:
+    runs = []
+    for rid in run_ids:
+        run = reg.run(rid)
+        if run is None:
+            recent = [str(s["id"]) for s in reg.run_summaries(limit=5)]
+            hint = (f" (newest runs: {', '.join(recent)}; `%models` lists them)" if recent
+                    else " (no runs recorded yet)")
+            raise FitUsageError(f"no run {rid} in the registry{hint}")
+        runs.append(run)
+    versions = reg.model_versions()
+    vnames = _version_numbers(versions)
+    figure = _plot_curves(runs, vnames)
+    table = _runs_table(runs, vnames, "Compared runs")
+    return View([table], runs, diff=_spec_diff(runs, vnames), figure=figure, versions=versions)
+
+
+def _label(run: dict, vnames: Dict[int, str]) -> str:
+    v = vnames.get(run["version_id"])
+    return f"run {run['id']} ({run['model']}{' ' + v if v else ''})"
+
+
+def _spec_diff(runs: List[dict], vnames: Dict[int, str]) -> str:
+    """Unified diffs of each run's spec against the first run's, when they differ."""
+    first = runs[0]
+    out = []
+    for other in runs[1:]:
+        if (other["version_id"], other["model"]) == (first["version_id"], first["model"]):
+            continue
+        a, b = first.get("spec") or "", other.get("spec") or ""
+        if a == b:
+            continue
+        out.extend(difflib.unified_diff(a.splitlines(), b.splitlines(),
+                                        fromfile=_label(first, vnames),
+                                        tofile=_label(other, vnames), lineterm=""))
+    return "\n".join(out)
+
+
+def _plot_curves(runs: List[dict], vnames: Dict[int, str]):
+    """One figure: a panel per metric, a color per run, validation dashed."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    bases: List[str] = []
+    for run in runs:
+        for h in run["history"]:
+            for key in h:
+                base = key[4:] if key.startswith("val_") else key
+                if key not in ("epoch", "learning_rate", "lr") and base not in bases:
+                    bases.append(base)
+    if not bases:
+        return None
+    bases = sorted(bases, key=lambda b: (b != "loss", bases.index(b)))[:4]
+    fig, axes = plt.subplots(1, len(bases), figsize=(4.5 * len(bases), 3.4), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, run in enumerate(runs):
+        color = colors[i % len(colors)]
+        for ax, base in zip(axes[0], bases):
+            for key, style, suffix in ((base, "-", ""), ("val_" + base, "--", " val")):
+                pts = [(h["epoch"] + 1, h[key]) for h in run["history"]
+                       if h.get(key) is not None]
+                if pts:
+                    ax.plot(*zip(*pts), style, color=color, marker=".",
+                            label=_label(run, vnames) + suffix)
+    for ax, base in zip(axes[0], bases):
+        ax.set_title(base)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="small")
+    fig.tight_layout()
+    display(fig)
+    plt.close(fig)
+    return fig

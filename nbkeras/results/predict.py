@@ -1,0 +1,124 @@
+"""`%predict NAME X`: predictions, class indices, or the picture grid every
+MNIST tutorial draws by hand (inputs with predicted and true labels, the
+wrong ones in red)."""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import DataError, FitUsageError
+from .common import (check_inputs, class_indices, evaluate_expr, get_model, label_indices,
+                     n_samples, output_kind)
+
+GRID_COLUMNS = 8
+
+
+def run_predict(shell, args):
+    """Body of `%predict NAME X [--classes] [--show N --images EXPR --labels EXPR]`.
+
+    Returns:
+        The predictions (as `model.predict` gives them), or class indices
+        with `--classes`.
+    """
+    model = get_model(shell, args.name)
+    x = evaluate_expr(shell, args.x, "X")
+    check_inputs(model, x, args.x)
+    if args.show is not None and args.show < 1:
+        raise FitUsageError(f"`--show {args.show}`: give the number of inputs to show, e.g. "
+                            "`--show 16`")
+    if (args.images or args.labels) and args.show is None:
+        raise FitUsageError("`--images` and `--labels` go with `--show N`, e.g. "
+                            f"`%predict {args.name} {args.x} --show 16 --labels y_test`")
+    try:
+        pred = model.predict(x, batch_size=args.batch_size, verbose=0)
+    except (ValueError, TypeError) as e:
+        from .evaluate import short_keras_error
+        raise DataError(f"`{args.x}` does not fit `{args.name}`: {short_keras_error(e)}") from None
+    kind = output_kind(model)
+    if args.classes or args.show:
+        if kind in ("regression", "multi"):
+            raise FitUsageError(f"`{args.name}` is not a single-output classifier (its output "
+                                "is not softmax or sigmoid), so it has no classes to show; "
+                                "drop `--classes`/`--show`")
+        classes = class_indices(pred, kind)
+    if args.show:
+        images = evaluate_expr(shell, args.images, "--images") if args.images else x
+        labels = evaluate_expr(shell, args.labels, "--labels") if args.labels else None
+        show_grid(images, classes, labels, args.show, args)
+    return classes if args.classes else pred
+
+
+def as_images(images, n: int, expr: str):
+    """The first `n` samples as arrays imshow can draw: (H, W) or (H, W, 3).
+
+    Accepts 2D samples, flat vectors whose length is a perfect square
+    (64 -> 8x8) and HxWx1 / HxWx3 samples.
+    """
+    import numpy as np
+    if isinstance(images, (list, tuple, dict)):
+        raise DataError(f"`{expr}` is a {type(images).__name__}; `--show` needs one array of "
+                        "images (pass it with `--images EXPR`)")
+    arr = np.asarray(images)[:n]
+    shape = arr.shape[1:]
+    if len(shape) == 1 and math.isqrt(shape[0]) ** 2 == shape[0]:
+        side = math.isqrt(shape[0])
+        arr = arr.reshape(len(arr), side, side)
+    elif len(shape) == 3 and shape[-1] == 1:
+        arr = arr[..., 0]
+    elif not (len(shape) == 2 or (len(shape) == 3 and shape[-1] == 3)):
+        raise DataError(f"cannot draw samples of shape {shape} from `{expr}` as images: "
+                        "give 2D images, HxWx1 or HxWx3 images, or flat vectors of a square "
+                        "length (64 -> 8x8) with `--images EXPR`")
+    arr = arr.astype("float32")
+    if arr.ndim == 4:  # colour: imshow wants 0..1 floats
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) if hi > lo and (lo < 0 or hi > 1) else arr
+    return arr
+
+
+def show_grid(images, classes, labels, n: int, args):
+    """Draw `n` images with their predicted (and true) labels; wrong ones red."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from IPython.display import display
+
+    total = n_samples(images)
+    n = min(n, len(classes), total if total is not None else n)
+    if total is not None and total != len(classes):
+        raise DataError(f"`{args.images}` has {total} samples but `{args.x}` has "
+                        f"{len(classes)}; they must be the same samples")
+    imgs = as_images(images, n, args.images or args.x)
+    truth = None
+    if labels is not None:
+        labels = np.asarray(labels)
+        if len(labels) != len(classes):
+            raise DataError(f"`{args.labels}` has {len(labels)} labels but `{args.x}` has "
+                            f"{len(classes)} samples")
+        truth = label_indices(labels)[:n]
+    cols = min(GRID_COLUMNS, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(imgs[i], cmap=None if imgs[i].ndim == 3 else "gray_r")
+        pred = classes[i]
+        if truth is None:
+            ax.set_title(f"{_txt(pred)}", fontsize="small")
+        else:
+            wrong = np.any(np.asarray(pred) != np.asarray(truth[i]))
+            ax.set_title(f"{_txt(pred)} (true {_txt(truth[i])})", fontsize="small",
+                         color="red" if wrong else "black")
+    fig.tight_layout()
+    display(fig)
+    plt.close(fig)
+    return fig
+
+
+def _txt(label) -> str:
+    import numpy as np
+    label = np.asarray(label)
+    if label.ndim:  # multi-label: the indices that are on
+        return ",".join(str(i) for i in np.flatnonzero(label)) or "-"
+    return str(int(label))

@@ -1,0 +1,143 @@
+"""The JupyterLab sidebar's data: a small authenticated JSON API over the registry.
+
+The sidebar runs in the browser and cannot open the SQLite file, so the
+Jupyter server reads it on the browser's behalf. The handlers stay thin:
+they check parameters, call `nbkeras.registry.get_registry()` and return its
+answers as JSON. Every shaping of data lives in the registry.
+
+Routes (under the server's base URL):
+
+- ``GET /nbkeras/api/runs[?since=CURSOR][&model=NAME][&limit=N]``:
+  ``{"runs": [...], "cursor": N}``, newest first; with ``since`` only the runs
+  that changed after that cursor value, so polling costs next to nothing.
+- ``GET /nbkeras/api/runs/<id>``: one run with its per-epoch history,
+  options, evaluations and the spec text of its model version.
+
+Errors are JSON ``{"code": status, "message": text}``: 403 without a valid
+token, 400 for a malformed parameter, 404 for an unknown run or route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Optional
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+
+from .registry import get_registry
+
+NAMESPACE = ("nbkeras", "api")
+
+
+class BaseHandler(APIHandler):
+    """Maps every error to JSON ``{code, message}``, never a traceback."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        message = self._reason or "error"
+        if exc_info is not None:
+            exc = exc_info[1]
+            if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
+                message = exc.log_message % exc.args if exc.args else exc.log_message
+            elif not isinstance(exc, tornado.web.HTTPError):
+                status_code = 500
+                message = "nbkeras could not read its registry; see the server log"
+        self.set_status(status_code)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"code": status_code, "message": message}))
+
+    def send(self, payload: Any) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(payload, default=str))
+
+    def int_argument(self, name: str, minimum: int = 0) -> Optional[int]:
+        """The query parameter `name` as an int, or None when absent.
+
+        Raises:
+            tornado.web.HTTPError: 400 when it is not a whole number >= minimum.
+        """
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return None
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise tornado.web.HTTPError(
+                400, "%s must be a whole number >= %d, got %r", name, minimum, raw)
+        return value
+
+    async def read(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Calls the registry reader `method` off the event loop (SQLite may
+        wait for a writer's lock)."""
+        reader = getattr(get_registry(), method)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: reader(*args, **kwargs))
+
+
+class RunsHandler(BaseHandler):
+    """``GET /nbkeras/api/runs``: run summaries, newest first, and the cursor."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        since = self.int_argument("since")
+        limit = self.int_argument("limit", minimum=1)
+        model = self.get_query_argument("model", None)
+        if model is not None and not model.strip():
+            raise tornado.web.HTTPError(400, "model must be a model name, got an empty value")
+        # The cursor is read first: a change landing between the two reads is
+        # sent now and again on the next poll, never lost.
+        cursor = await self.read("cursor")
+        runs = await self.read("run_summaries", model=model, since=since, limit=limit)
+        self.send({"runs": runs, "cursor": cursor})
+
+
+class RunHandler(BaseHandler):
+    """``GET /nbkeras/api/runs/<id>``: one run with history, options, spec."""
+
+    @tornado.web.authenticated
+    async def get(self, run_id: str) -> None:
+        try:
+            rid = int(run_id)
+        except ValueError:
+            rid = -1
+        if rid < 0:
+            raise tornado.web.HTTPError(400, "a run id is a whole number, got %r", run_id)
+        run = await self.read("run", rid)
+        if run is None:
+            raise tornado.web.HTTPError(404, "no run with id %d", rid)
+        self.send(run)
+
+
+class NotFoundHandler(BaseHandler):
+    """Any other path under ``/nbkeras/api/``: a JSON 404."""
+
+    @tornado.web.authenticated
+    def get(self, path: str) -> None:
+        raise tornado.web.HTTPError(404, "no such nbkeras API route: %r", path)
+
+
+def setup_handlers(web_app: tornado.web.Application) -> None:
+    """Adds the nbkeras routes to the server's tornado application."""
+    base = url_path_join(web_app.settings["base_url"], *NAMESPACE)
+    web_app.add_handlers(".*$", [
+        (url_path_join(base, "runs") + "/?", RunsHandler),
+        (url_path_join(base, "runs", "([^/]+)") + "/?", RunHandler),
+        (url_path_join(base, "(.*)"), NotFoundHandler),
+    ])
+
+
+def _load_jupyter_server_extension(serverapp) -> None:
+    """Called by jupyter_server when the `nbkeras` server extension is enabled."""
+    setup_handlers(serverapp.web_app)
+    serverapp.log.info("nbkeras: serving runs at %s",
+                       url_path_join(serverapp.web_app.settings["base_url"], *NAMESPACE))
+
+
+# jupyter_server < 2 looked for this name.
+load_jupyter_server_extension = _load_jupyter_server_extension

@@ -1,0 +1,306 @@
+"""`ModelSpec` -> compiled `keras.Model`, with Keras' errors mapped to lines.
+
+This is the one spec stage that imports Keras. Names are looked up in
+Keras' own tables (`keras.layers`, `keras.activations`, `keras.optimizers`,
+`keras.losses`, `keras.metrics`) with case and underscores ignored, plus
+the aliases of the spec language; keyword names come from the constructor
+signatures. Anything Keras raises while building is re-raised as a
+`SpecError` on the line of the statement that caused it. The same
+resolution feeds `codegen`, so the code it shows is the model built here.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import keras
+
+from ..errors import SpecError, did_you_mean
+from .settings import resolve_compile
+from .nodes import Arg, InputStmt, LayerStmt, ModelSpec
+
+ALIASES = {"conv": "Conv2D", "maxpool": "MaxPooling2D", "pool": "MaxPooling2D",
+           "avgpool": "AveragePooling2D", "gap": "GlobalAveragePooling2D",
+           "gmp": "GlobalMaxPooling2D", "bn": "BatchNormalization",
+           "batchnorm": "BatchNormalization", "ln": "LayerNormalization",
+           "layernorm": "LayerNormalization", "concat": "Concatenate", "embed": "Embedding",
+           "attention": "MultiHeadAttention", "mha": "MultiHeadAttention"}
+MERGING = {"Add", "Concatenate", "Multiply", "Average", "Maximum", "Minimum", "Subtract", "Dot"}
+PADDINGS = ("same", "valid", "causal")
+_NOT_LAYERS = {"Layer", "InputLayer", "Input", "InputSpec"}
+_BASE_KWARGS = ("name", "dtype", "trainable", "autocast", "activity_regularizer",
+                "input_shape", "input_dim", "batch_size", "batch_input_shape", "weights")
+
+
+def norm(word: str) -> str:
+    return word.lower().replace("_", "")
+
+
+def closest(word: str, choices) -> str:
+    """did-you-mean over names compared without case or underscores."""
+    by_norm = {norm(c): c for c in choices}
+    hint = did_you_mean(norm(word), list(by_norm))
+    if not hint:
+        return did_you_mean(word, choices)
+    chosen = hint[hint.index("`") + 1:hint.rindex("`")]
+    return f" (did you mean `{by_norm.get(chosen, chosen)}`?)"
+
+
+_LAYERS: Dict[str, str] = {}
+
+
+def layer_kinds() -> Dict[str, str]:
+    """Normalized kind -> `keras.layers` class name, aliases included."""
+    if not _LAYERS:
+        for name in dir(keras.layers):
+            obj = getattr(keras.layers, name)
+            if (inspect.isclass(obj) and issubclass(obj, keras.layers.Layer)
+                    and name not in _NOT_LAYERS and not name.startswith("_")):
+                _LAYERS[norm(name)] = name
+        _LAYERS.update(ALIASES)
+    return _LAYERS
+
+
+def activation_names() -> List[str]:
+    return [n for n in dir(keras.activations)
+            if not n.startswith("_") and n not in ("get", "serialize", "deserialize")]
+
+
+def is_activation(word: str) -> bool:
+    return word.lower() in activation_names()
+
+
+def short(exc: BaseException, limit: int = 400) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def constructor_params(cls) -> Tuple[List[str], set]:
+    """(positional parameter names in order, every accepted keyword)."""
+    params = [p for p in inspect.signature(cls.__init__).parameters.values()
+              if p.name != "self"]
+    order = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY)]
+    accepted = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        for base in cls.__mro__[1:]:
+            if base is object or not hasattr(base, "__init__"):
+                continue
+            try:
+                base_params = inspect.signature(base.__init__).parameters.values()
+            except (TypeError, ValueError):
+                continue
+            accepted |= {p.name for p in base_params
+                         if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+            if base is keras.layers.Layer:
+                break
+        accepted |= set(_BASE_KWARGS)
+    return order, accepted
+
+
+@dataclass
+class Step:
+    """One resolved graph statement (what `codegen` renders)."""
+
+    index: int
+    kind: str                 # "input" or a keras.layers class name
+    kwargs: Dict[str, Any]
+    sources: Tuple[int, ...]  # graph indices whose outputs it is called on
+    call: str = "single"      # "single", "list" (merging) or "args"
+
+
+@dataclass
+class BuildResult:
+    """What `build` made.
+
+    Attributes:
+        model: the Keras model (compiled unless asked not to).
+        steps: the resolved statements, in order.
+        compile_kwargs: the kwargs given (or to give) to `model.compile`.
+        compile_code: the same kwargs as Python source, for `codegen`.
+        deferred_losses: output name -> 'categorical' for defaulted softmax outputs.
+        message: the one line saying which default compile was chosen, or None.
+    """
+
+    model: Any
+    steps: List[Step]
+    compile_kwargs: Dict[str, Any] = field(default_factory=dict)
+    compile_code: Dict[str, str] = field(default_factory=dict)
+    deferred_losses: Dict[str, str] = field(default_factory=dict)
+    message: Optional[str] = None
+
+
+def _fail(stmt, exc: BaseException) -> SpecError:
+    return SpecError(f"`{stmt.text}` failed in Keras: {short(exc)}", stmt.line or None,
+                     stmt.column or None, stmt.text)
+
+
+def resolve_kind(stmt: LayerStmt):
+    table = layer_kinds()
+    name = table.get(norm(stmt.kind))
+    if name is None:
+        hint = closest(stmt.kind, sorted(set(table.values())) + sorted(ALIASES) + ["input"])
+        raise SpecError(f"unknown layer kind `{stmt.kind}`{hint or ''}; kinds are the classes "
+                        "of `keras.layers` (any case, underscores optional) and the aliases",
+                        stmt.line, stmt.kind_column, stmt.kind)
+    return getattr(keras.layers, name)
+
+
+def _check_activation(value: Any, arg: Arg) -> Any:
+    if isinstance(value, str):
+        if not is_activation(value):
+            raise SpecError(f"unknown activation `{arg.text}`{closest(value, activation_names())}",
+                            arg.line, arg.column, arg.text)
+        return value.lower()
+    return value
+
+
+def _convert(key: str, arg: Arg) -> Any:
+    value = arg.python()
+    if key.endswith("activation") and arg.kind in ("word", "str"):
+        return _check_activation(value, arg)
+    if key == "padding" and isinstance(value, str) and value.lower() in PADDINGS:
+        return value.lower()
+    if key.endswith("shape") and isinstance(value, int):
+        return (value,)
+    if isinstance(value, tuple) and arg.kind == "tuple":
+        return tuple(value)
+    return value
+
+
+def resolve_layer(stmt: LayerStmt) -> Tuple[Any, Dict[str, Any]]:
+    """Class and constructor kwargs of a layer statement."""
+    cls = resolve_kind(stmt)
+    order, accepted = constructor_params(cls)
+    kwargs: Dict[str, Any] = {}
+    positional = [p for p in order]
+    for arg in stmt.args:
+        if arg.key is not None:
+            key = arg.key.lower()
+            if key not in accepted:
+                raise SpecError(f"`{cls.__name__}` has no keyword `{arg.key}`"
+                                f"{closest(key, sorted(accepted))}", arg.line, arg.column,
+                                arg.key)
+            if key in kwargs:
+                raise SpecError(f"`{arg.key}` is given twice in `{stmt.text}`", arg.line,
+                                arg.column, arg.key)
+            kwargs[key] = _convert(key, arg)
+            continue
+        if arg.kind == "word":
+            low = arg.value.lower()
+            if "activation" in accepted and "activation" not in kwargs and is_activation(low):
+                kwargs["activation"] = low
+                continue
+            if "padding" in accepted and "padding" not in kwargs and low in PADDINGS:
+                kwargs["padding"] = low
+                continue
+        slot = next((p for p in positional if p not in kwargs), None)
+        if slot is None:
+            takes = ", ".join(order[:6]) or "no positional values"
+            raise SpecError(f"unexpected value `{arg.text}`: `{cls.__name__}` takes {takes} in "
+                            "that order; write other arguments as `key=value`",
+                            arg.line, arg.column, arg.text)
+        if (arg.kind == "word" and "activation" in accepted and slot != "activation"
+                and closest(arg.value, activation_names())):
+            raise SpecError(f"unknown activation `{arg.text}`"
+                            f"{closest(arg.value, activation_names())}",
+                            arg.line, arg.column, arg.text)
+        positional.remove(slot)
+        kwargs[slot] = _convert(slot, arg)
+    return cls, kwargs
+
+
+def _input_kwargs(stmt: InputStmt) -> Dict[str, Any]:
+    accepted = [p for p in inspect.signature(keras.Input).parameters]
+    kwargs: Dict[str, Any] = {}
+    if stmt.shape is not None:
+        kwargs["shape"] = tuple(stmt.shape)
+    for arg in stmt.options:
+        key = arg.key.lower()
+        if key not in accepted:
+            raise SpecError(f"`input` has no keyword `{arg.key}`{closest(key, accepted)}",
+                            arg.line, arg.column, arg.key)
+        kwargs[key] = _convert(key, arg)
+    return kwargs
+
+
+def build_graph(spec: ModelSpec, name: str = "model") -> Tuple[Any, List[Step], Dict[int, Any]]:
+    """Build the layers and the (uncompiled) model; returns (model, steps, layers by index)."""
+    names = spec.layer_names()
+    reserved = {n for n in names.values() if n}
+    tensors: Dict[int, Any] = {}
+    layers: Dict[int, Any] = {}
+    steps: List[Step] = []
+    for index, stmt in enumerate(spec.graph):
+        if isinstance(stmt, InputStmt):
+            kwargs = _input_kwargs(stmt)
+            if names[index] and "name" not in kwargs:
+                kwargs["name"] = names[index]
+            try:
+                tensors[index] = keras.Input(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - any Keras complaint is the user's
+                raise _fail(stmt, exc) from None
+            layers[index] = tensors[index]._keras_history[0]
+            steps.append(Step(index, "input", kwargs, ()))
+            continue
+        cls, kwargs = resolve_layer(stmt)
+        if names[index] and "name" not in kwargs:
+            kwargs["name"] = names[index]
+        sources = stmt.sources_at if stmt.sources else (stmt.previous,)
+        call = "single" if len(sources) == 1 else (
+            "list" if cls.__name__ in MERGING else "args")
+        try:
+            layer = cls(**kwargs)
+            if "name" not in kwargs and layer.name in reserved:
+                base, n = layer.name, 2
+                while f"{base}_{n}" in reserved:
+                    n += 1
+                layer.name = f"{base}_{n}"
+            xs = [tensors[i] for i in sources]
+            out = layer(xs[0]) if call == "single" else layer(xs) if call == "list" else layer(*xs)
+        except SpecError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise _fail(stmt, exc) from None
+        tensors[index], layers[index] = out, layer
+        steps.append(Step(index, cls.__name__, kwargs, tuple(sources), call))
+    ins = [tensors[i] for i in spec.input_indices()]
+    outs = [tensors[i] for i in spec.output_indices()]
+    where = spec.outputs or spec.graph[-1]
+    try:
+        model = keras.Model(inputs=ins[0] if len(ins) == 1 else ins,
+                            outputs=outs[0] if len(outs) == 1 else outs, name=name)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(where, exc) from None
+    return model, steps, layers
+
+
+def build(spec: ModelSpec, name: str = "model", compile: bool = True) -> BuildResult:
+    """Build (and compile) the model a spec describes.
+
+    Args:
+        spec: the parsed spec.
+        name: the Keras model name (the notebook name).
+        compile: False to build only (settings are still checked).
+
+    Returns:
+        A `BuildResult`.
+
+    Raises:
+        SpecError: unknown names, bad arguments, or anything Keras rejects.
+    """
+    model, steps, layers = build_graph(spec, name)
+    outputs = [layers[i] for i in spec.output_indices()]
+    result = BuildResult(model=model, steps=steps)
+    resolve_compile(spec, model, outputs, result)
+    if compile:
+        try:
+            # Keras rewrites config dicts it deserializes; keep ours as given
+            model.compile(**copy.deepcopy(result.compile_kwargs))
+        except Exception as exc:  # noqa: BLE001
+            where = (spec.settings.get("loss") or spec.settings.get("optimizer")
+                     or spec.settings.get("metrics") or spec.graph[-1])
+            raise _fail(where, exc) from None
+    return result

@@ -1,0 +1,96 @@
+"""A spec -> the equivalent plain Keras Python code (`%%model --code`).
+
+Tutorial authors show what a spec stands for: the code uses the Keras
+functional API with every argument spelled out, and running it builds a
+model with the same layers, shapes and parameter counts. The code is
+rendered from the builder's resolution of the spec (`BuildResult.steps`),
+so it cannot drift from what `%%model` built; this module itself imports
+no Keras, and every value is written with `repr`, never pasted as text.
+"""
+
+from __future__ import annotations
+
+import keyword
+from typing import Any, Dict, List
+
+from .nodes import ModelSpec
+
+_RESERVED = {"keras", "layers", "model", "inputs", "outputs"}
+
+
+def _variables(spec: ModelSpec) -> Dict[int, str]:
+    """A Python variable for each graph statement's output."""
+    taken = {s.target for s in spec.graph if s.target} | _RESERVED
+    names: Dict[int, str] = {}
+    counter = 0
+    for index, stmt in enumerate(spec.graph):
+        var = stmt.target
+        if var is None:
+            counter += 1
+            var = f"h{counter}"
+            while var in taken:
+                counter += 1
+                var = f"h{counter}"
+        elif keyword.iskeyword(var) or var in _RESERVED:
+            var = var + "_"
+        names[index] = var
+    return names
+
+
+def _args(kwargs: Dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+
+
+def generate(spec: ModelSpec, name: str = "model", result=None,
+             compile: bool = True) -> str:
+    """The Keras code for a spec.
+
+    Args:
+        spec: the parsed spec.
+        name: the model's name (the notebook name).
+        result: the `BuildResult` of `build(spec)`; built here when None
+            (which imports Keras).
+        compile: include the `model.compile(...)` call.
+
+    Returns:
+        Python source, imports included.
+    """
+    if result is None:
+        from .build import build
+        result = build(spec, name, compile=False)
+    var = _variables(spec)
+    lines: List[str] = ["import keras", "from keras import layers", ""]
+    # a re-bound name is reassigned in order, as in the spec
+    for step in result.steps:
+        target = var[step.index]
+        if step.kind == "input":
+            lines.append(f"{target} = keras.Input({_args(step.kwargs)})")
+        else:
+            # sources resolve to the newest binding: what each variable holds now
+            srcs = [var[s] for s in step.sources]
+            if step.call == "single":
+                call = srcs[0]
+            elif step.call == "list":
+                call = "[" + ", ".join(srcs) + "]"
+            else:
+                call = ", ".join(srcs)
+            lines.append(f"{target} = layers.{step.kind}({_args(step.kwargs)})({call})")
+        pinned = _output_var(spec, var, step.index)
+        if step.index in spec.output_indices() and pinned != target:
+            lines.append(f"{pinned} = {target}  # `{target}` is re-bound below")
+    ins = [var[i] for i in spec.input_indices()]
+    outs = [_output_var(spec, var, i) for i in spec.output_indices()]
+    inputs = ins[0] if len(ins) == 1 else "[" + ", ".join(ins) + "]"
+    outputs = outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]"
+    lines += ["", f"model = keras.Model(inputs={inputs}, outputs={outputs}, name={name!r})"]
+    if compile and result.compile_code:
+        parts = ", ".join(f"{k}={v}" for k, v in result.compile_code.items())
+        lines.append(f"model.compile({parts})")
+    return "\n".join(lines) + "\n"
+
+
+def _output_var(spec: ModelSpec, var: Dict[int, str], index: int) -> str:
+    """The variable holding an output at the end (pinned if re-bound later)."""
+    name = var[index]
+    later = [i for i in range(index + 1, len(spec.graph)) if var[i] == name]
+    return name if not later else f"{name}_at{index}"

@@ -1,0 +1,136 @@
+"""Beginner pitfalls in a spec, caught before any training (no Keras).
+
+The Keras guides list loss/activation mismatches that make training
+silently fail or plateau: a loss told `from_logits=true` on an output that
+already applies softmax or sigmoid, cross-entropies that do not match the
+output's activation or width, regression losses on a softmax. `lint` reads
+the parsed spec only and returns warnings naming the line and the fix; it
+never stops the build.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from .nodes import InputStmt, LayerStmt, ModelSpec
+
+_CATEGORICAL = {"categoricalcrossentropy", "sparsecategoricalcrossentropy"}
+_BINARY = {"binarycrossentropy", "binaryfocalcrossentropy"}
+_REGRESSION = {"mse", "meansquarederror", "mae", "meanabsoluteerror"}
+
+
+@dataclass(frozen=True)
+class LintWarning:
+    """One pitfall: the line to fix and what to do."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+def _norm(word) -> str:
+    return str(word).lower().replace("_", "")
+
+
+def _activation(stmt) -> Optional[str]:
+    if not isinstance(stmt, LayerStmt):
+        return None
+    kind = _norm(stmt.kind)
+    if kind == "softmax":
+        return "softmax"
+    for arg in stmt.args:
+        if arg.kind not in ("word", "str"):
+            continue
+        word = str(arg.value).lower()
+        if (arg.key is None or arg.key.lower() == "activation") and word in ("softmax", "sigmoid"):
+            return word
+    return None
+
+
+def _units(spec: ModelSpec, index: int, depth: int = 0) -> Optional[int]:
+    """Width of a statement's output where the spec makes it plain."""
+    stmt = spec.graph[index]
+    if depth > 50:
+        return None
+    if isinstance(stmt, InputStmt):
+        return stmt.shape[-1] if stmt.shape else None
+    kind = _norm(stmt.kind)
+    if kind == "dense":
+        for arg in stmt.args:
+            if arg.kind == "int" and (arg.key is None or arg.key.lower() == "units"):
+                return arg.value
+        return None
+    if kind in ("activation", "softmax", "dropout", "batchnormalization", "bn", "batchnorm"):
+        source = stmt.sources_at[0] if stmt.sources_at else stmt.previous
+        return None if source is None else _units(spec, source, depth + 1)
+    return None
+
+
+def _losses(spec: ModelSpec, out_names: List[str]) -> Dict[str, Tuple[str, bool, int]]:
+    """Output name -> (normalized loss, from_logits, line)."""
+    stmt = spec.settings.get("loss")
+    if stmt is None:
+        return {}
+    found: Dict[str, Tuple[str, bool, int]] = {}
+    if stmt.args[0].key is None:
+        logits = any(a.key and a.key.lower() == "from_logits" and a.value is True
+                     for a in stmt.args[1:])
+        return {n: (_norm(stmt.args[0].value), logits, stmt.line) for n in out_names}
+    last = None
+    for arg in stmt.args:
+        if arg.key and arg.key.lower() == "from_logits" and last is not None:
+            found[last] = (found[last][0], arg.value is True, stmt.line)
+        elif arg.key is not None and arg.kind in ("word", "str"):
+            last = arg.key
+            found[last] = (_norm(arg.value), False, stmt.line)
+    return found
+
+
+def lint(spec: ModelSpec) -> List[LintWarning]:
+    """The pitfalls of a spec (empty when none).
+
+    Example:
+        >>> from nbkeras.spec.parse import parse
+        >>> len(lint(parse("input 4\\ndense 3 softmax\\nloss mse")))
+        1
+    """
+    names = spec.layer_names()
+    indices = spec.output_indices()
+    out_names = [names.get(i) or f"output {n + 1}" for n, i in enumerate(indices)]
+    losses = _losses(spec, out_names)
+    warnings: List[LintWarning] = []
+    for index, name in zip(indices, out_names):
+        if name not in losses:
+            continue
+        loss, logits, line = losses[name]
+        stmt = spec.graph[index]
+        act, units = _activation(stmt), _units(spec, index)
+        where = (f"output `{name}` (line {stmt.line})" if names.get(index)
+                 else f"the output `{stmt.text}` (line {stmt.line})")
+        if act and logits:
+            warnings.append(LintWarning(line, (
+                f"{where} already applies {act}, but its loss has `from_logits=true`: drop "
+                f"`from_logits=true`, or drop `{act}` from line {stmt.line} to output logits")))
+        if act == "sigmoid" and units == 1 and loss in _CATEGORICAL:
+            warnings.append(LintWarning(line, (
+                f"a categorical cross-entropy on {where}, a single sigmoid unit, cannot learn: "
+                "use `binary_crossentropy`")))
+        if act == "softmax" and loss in _BINARY and (units is None or units > 1):
+            warnings.append(LintWarning(line, (
+                f"binary cross-entropy on {where}, a softmax over several units: use "
+                "`sparse_categorical_crossentropy` (integer labels) or "
+                "`categorical_crossentropy` (one-hot), or a `sigmoid` output for multi-label")))
+        if act == "softmax" and loss in _REGRESSION:
+            warnings.append(LintWarning(line, (
+                f"`{loss}` on {where}, a softmax, trains poorly: use "
+                "`sparse_categorical_crossentropy` (integer labels) or "
+                "`categorical_crossentropy` (one-hot)")))
+        if loss == "sparsecategoricalcrossentropy" and units == 1:
+            warnings.append(LintWarning(line, (
+                f"`sparse_categorical_crossentropy` on {where}, which has one unit: use "
+                "`dense 1 sigmoid` with `binary_crossentropy` for two classes, or "
+                "`dense N softmax` for N classes")))
+    return warnings

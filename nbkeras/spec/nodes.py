@@ -1,0 +1,269 @@
+"""The parsed form of a `%%model` spec: frozen dataclasses, no Keras.
+
+The parser produces these and every later stage (lint, build, codegen)
+reads them, so the stages only share plain data. Each node keeps the line
+and column it came from, so that a stage far from the text can still point
+the user at the right place. `ModelSpec.to_config()` gives plain JSON and
+`ModelSpec.from_config()` reads it back into an equal spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, Optional, Tuple
+
+#: Kinds of argument value: how the value was written in the spec.
+VALUE_KINDS = ("int", "float", "bool", "none", "str", "word", "tuple", "list")
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a statement: positional (`key is None`) or `key=value`.
+
+    Attributes:
+        value: the Python value (int, float, bool, None, str, or a tuple for
+            both `AxB` tuples and `[a, b]` lists; `kind` tells them apart).
+        kind: one of `VALUE_KINDS`; `word` is a bare word, `str` a quoted string.
+        text: the value as written.
+        line: 1-based line of the value.
+        column: 1-based column of the value (of the key when there is one).
+        key: the keyword as written, or None for a positional value (layer
+            and optimizer keywords are case-insensitive; output names in
+            per-output settings are not).
+        items: for lists, the element `Arg`s (nested lists keep their kinds).
+    """
+
+    value: Any
+    kind: str
+    text: str
+    line: int
+    column: int
+    key: Optional[str] = None
+    items: Tuple["Arg", ...] = ()
+
+    def python(self) -> Any:
+        """The value as Keras should receive it (lists become Python lists)."""
+        if self.kind == "list":
+            return [item.python() for item in self.items]
+        return self.value
+
+    def to_config(self) -> Dict[str, Any]:
+        config = {"kind": self.kind, "text": self.text, "line": self.line,
+                  "column": self.column, "key": self.key}
+        if self.kind == "list":
+            config["items"] = [item.to_config() for item in self.items]
+        elif self.kind == "tuple":
+            config["value"] = list(self.value)
+        else:
+            config["value"] = self.value
+        return config
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Arg":
+        kind = config["kind"]
+        items = tuple(cls.from_config(c) for c in config.get("items", ()))
+        if kind == "list":
+            value: Any = tuple(item.value for item in items)
+        elif kind == "tuple":
+            value = tuple(config["value"])
+        else:
+            value = config["value"]
+        return cls(value=value, kind=kind, text=config["text"], line=config["line"],
+                   column=config["column"], key=config.get("key"), items=items)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A name in a statement's source list `(a, b)`."""
+
+    name: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Statement:
+    """Base of the statements; `line` is the statement's first line."""
+
+    line: int
+    column: int
+    text: str
+
+    type_name = "statement"
+
+    def to_config(self) -> Dict[str, Any]:
+        config: Dict[str, Any] = {"type": self.type_name}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("args", "options"):
+                value = [a.to_config() for a in value]
+            elif f.name == "sources":
+                value = [{"name": s.name, "line": s.line, "column": s.column} for s in value]
+            elif f.name == "names":
+                value = [list(n) for n in value]
+            elif isinstance(value, tuple):  # shape, sources_at
+                value = list(value)
+            config[f.name] = value
+        return config
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Statement":
+        kind = _STATEMENT_TYPES[config["type"]]
+        kwargs = {}
+        for f in fields(kind):
+            value = config.get(f.name)
+            if f.name in ("args", "options"):
+                value = tuple(Arg.from_config(a) for a in value)
+            elif f.name == "sources":
+                value = tuple(Source(**s) for s in value)
+            elif f.name == "names":
+                value = tuple((n[0], n[1], n[2]) for n in value)
+            elif isinstance(value, list):  # shape, sources_at
+                value = tuple(value)
+            kwargs[f.name] = value
+        return kind(**kwargs)
+
+
+@dataclass(frozen=True)
+class InputStmt(Statement):
+    """`[NAME =] input SHAPE [key=value ...]`.
+
+    Attributes:
+        target: the bound name, or None.
+        shape: the shape without the batch dimension (None for `?`), or None
+            when the shape is given as `shape=` / `batch_shape=` in `options`.
+        options: the keyword arguments for `keras.Input`.
+        implicit: True for the input the cell's `--input` option supplied.
+    """
+
+    target: Optional[str] = None
+    shape: Optional[Tuple[Optional[int], ...]] = None
+    options: Tuple[Arg, ...] = ()
+    implicit: bool = False
+
+    type_name = "input"
+
+
+@dataclass(frozen=True)
+class LayerStmt(Statement):
+    """`[NAME =] KIND [ARG ...] [(SRC, ...)]`.
+
+    Attributes:
+        target: the bound name, or None.
+        kind: the layer kind as written (resolved against Keras by the builder).
+        kind_column: column of the kind.
+        args: positional and keyword arguments, in order.
+        sources: the source list; empty means "the statement before".
+        previous: index in `ModelSpec.graph` of the statement whose output
+            this layer takes when it has no source list.
+        sources_at: for each source, the index in `ModelSpec.graph` of the
+            statement that bound it at this point of the cell.
+    """
+
+    target: Optional[str] = None
+    kind: str = ""
+    kind_column: int = 1
+    args: Tuple[Arg, ...] = ()
+    sources: Tuple[Source, ...] = ()
+    previous: Optional[int] = None
+    sources_at: Tuple[int, ...] = ()
+
+    type_name = "layer"
+
+
+@dataclass(frozen=True)
+class OutputsStmt(Statement):
+    """`outputs NAME[, NAME ...]`; `names` holds (name, column, graph index)."""
+
+    names: Tuple[Tuple[str, int, int], ...] = ()
+
+    type_name = "outputs"
+
+
+@dataclass(frozen=True)
+class SettingStmt(Statement):
+    """`optimizer`, `loss`, `loss_weights` or `metrics` with its arguments.
+
+    Attributes:
+        setting: the setting's keyword, lower-case (`loss_weights` with its
+            underscore).
+        args: positional values and `key=value` pairs in order.
+    """
+
+    setting: str = ""
+    args: Tuple[Arg, ...] = ()
+
+    type_name = "setting"
+
+
+_STATEMENT_TYPES = {c.type_name: c for c in (InputStmt, LayerStmt, OutputsStmt, SettingStmt)}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A whole cell: the graph statements in order, outputs and settings.
+
+    Attributes:
+        graph: the input and layer statements, in order.
+        outputs: the `outputs` statement, or None (the last layer is the output).
+        settings: setting keyword -> its statement (each at most once).
+        text: the cell body the spec was parsed from.
+    """
+
+    graph: Tuple[Statement, ...] = ()
+    outputs: Optional[OutputsStmt] = None
+    settings: Dict[str, SettingStmt] = field(default_factory=dict)
+    text: str = ""
+
+    def __hash__(self):  # settings is a dict; hash what identifies the spec
+        return hash((self.graph, self.outputs, self.text))
+
+    def output_indices(self) -> Tuple[int, ...]:
+        """Indices in `graph` of the model's outputs, in order."""
+        if self.outputs is not None:
+            return tuple(index for _, _, index in self.outputs.names)
+        return (len(self.graph) - 1,) if self.graph else ()
+
+    def input_indices(self) -> Tuple[int, ...]:
+        return tuple(i for i, s in enumerate(self.graph) if isinstance(s, InputStmt))
+
+    def layer_names(self) -> Dict[int, Optional[str]]:
+        """The Keras name each statement's layer gets (None: Keras's automatic name).
+
+        `name=` when given; otherwise the n-th statement bound to NAME is
+        named NAME (n = 1) or NAME_n.
+        """
+        counts: Dict[str, int] = {}
+        names: Dict[int, Optional[str]] = {}
+        for index, stmt in enumerate(self.graph):
+            options = stmt.options if isinstance(stmt, InputStmt) else stmt.args
+            given = next((a for a in options if (a.key or "").lower() == "name"), None)
+            target = stmt.target
+            if target is not None:
+                counts[target] = counts.get(target, 0) + 1
+            if given is not None and isinstance(given.value, str):
+                names[index] = given.value
+            elif target is not None:
+                n = counts[target]
+                names[index] = target if n == 1 else f"{target}_{n}"
+            else:
+                names[index] = None
+        return names
+
+    def to_config(self) -> Dict[str, Any]:
+        return {
+            "graph": [s.to_config() for s in self.graph],
+            "outputs": None if self.outputs is None else self.outputs.to_config(),
+            "settings": {k: v.to_config() for k, v in self.settings.items()},
+            "text": self.text,
+        }
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "ModelSpec":
+        outputs = config.get("outputs")
+        return cls(
+            graph=tuple(Statement.from_config(s) for s in config["graph"]),
+            outputs=None if outputs is None else Statement.from_config(outputs),
+            settings={k: Statement.from_config(v) for k, v in config["settings"].items()},
+            text=config.get("text", ""),
+        )

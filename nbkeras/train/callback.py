@@ -1,0 +1,119 @@
+"""The one Keras callback that feeds the view and the registry.
+
+Per batch it does almost nothing (a counter, a clock read, a finite-loss
+test) and hands the view a redraw at most once per `update_interval`;
+per epoch it copies the logs into the `RunState`, commits them to the
+registry and lets the view update. It also turns the two ways a run can
+end early into clean exits: an interrupt request (set by `run_fit`'s
+SIGINT handler) and a NaN or infinite loss.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+
+from ..view.progress import RunState
+
+
+class StopRequested(Exception):
+    """The user interrupted the kernel: training ends after the current batch."""
+
+
+class NonFiniteLoss(Exception):
+    """The loss became NaN or infinite at (epoch, batch)."""
+
+    def __init__(self, epoch: int, batch: int, value: float):
+        self.epoch, self.batch, self.value = epoch, batch, value
+        super().__init__(f"loss became {value} at epoch {epoch}, batch {batch}")
+
+
+class LiveCallback(keras.callbacks.Callback):
+    """Feed `view` and `registry` from Keras' training loop.
+
+    Args:
+        state: the `RunState` the views read.
+        view: an object with `start`, `batch`, `epoch`, `finish`.
+        registry: the run registry (`log_epoch(run_id, epoch, metrics)`).
+        run_id: this run's registry id (None when not recorded).
+        update_interval: least seconds between two batch redraws.
+
+    Example:
+        >>> cb = LiveCallback(RunState(epochs=3), view, registry, run_id)
+        >>> cb.on_epoch_end(0, {"loss": 0.5})
+    """
+
+    def __init__(self, state: RunState, view, registry=None, run_id=None,
+                 update_interval: float = 0.2):
+        super().__init__()
+        self.state = state
+        self.view = view
+        self.registry = registry
+        self.run_id = run_id
+        self.update_interval = update_interval
+        self.stop_requested = False
+        self._next_draw = 0.0
+        self._batch = 0
+
+    def request_stop(self) -> None:
+        """Ask training to end after the current batch (safe from a signal handler)."""
+        self.stop_requested = True
+        if self.model is not None:
+            self.model.stop_training = True
+
+    def on_train_begin(self, logs=None):
+        self.stop_requested = False
+        self._next_draw = 0.0
+        self._batch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.state.begin_epoch(epoch)
+        self._batch = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batch = batch + 1
+        state = self.state
+        state.step = (batch + 1)
+        if logs:
+            loss = logs.get("loss")
+            if loss is not None and not math.isfinite(loss):
+                raise NonFiniteLoss(state.epoch, batch + 1, loss)
+        if self.stop_requested:
+            raise StopRequested()
+        now = time.perf_counter()
+        if now >= self._next_draw:
+            self._next_draw = now + self.update_interval
+            self.view.batch(state)
+
+    def on_test_begin(self, logs=None):
+        if self.stop_requested:  # validation after an interrupted epoch: skip it
+            raise StopRequested()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if self.stop_requested and self.state.steps and self.state.step < self.state.steps:
+            raise StopRequested()  # a partial epoch is not recorded
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise NonFiniteLoss(epoch + 1, self._batch, loss)
+        state = self.state
+        if state.steps is None or state.step < (state.steps or 0):
+            state.step = state.steps or state.step
+        state.end_epoch(logs)
+        if self.registry is not None:
+            self.registry.log_epoch(self.run_id, epoch + 1, _floats(logs))
+        self.view.epoch(state)
+        if self.stop_requested:
+            raise StopRequested()
+
+
+def _floats(logs: dict) -> dict:
+    out = {}
+    for key, value in logs.items():
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            pass
+    return out

@@ -1,0 +1,90 @@
+"""Which device trains, said in one line, on any Keras backend.
+
+The panel shows where training runs ("GPU: NVIDIA H100 80GB HBM3 ·
+mixed precision on", or "CPU · mixed precision off"). On TensorFlow, GPU
+memory growth is enabled first so two notebooks can share one GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+
+
+def enable_memory_growth() -> None:
+    """On the TensorFlow backend, let each GPU's memory grow on demand."""
+    import keras
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except (RuntimeError, ValueError):  # already initialized: keep what is set
+            pass
+
+
+@functools.lru_cache(maxsize=None)
+def _accelerator(backend: str) -> str:
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                details = tf.config.experimental.get_device_details(gpus[0])
+                name = details.get("device_name", gpus[0].name)
+                return f"GPU: {name}" + (f" (×{len(gpus)})" if len(gpus) > 1 else "")
+        elif backend == "jax":
+            import jax
+            devices = [d for d in jax.devices() if d.platform != "cpu"]
+            if devices:
+                return (f"{devices[0].platform.upper()}: {devices[0].device_kind}"
+                        + (f" (×{len(devices)})" if len(devices) > 1 else ""))
+        elif backend == "torch":
+            import torch
+            if torch.cuda.is_available():
+                n = torch.cuda.device_count()
+                return f"GPU: {torch.cuda.get_device_name(0)}" + (f" (×{n})" if n > 1 else "")
+    except Exception:  # a broken driver must not stop training
+        pass
+    return "CPU"
+
+
+def device_line(mixed_precision: bool = False) -> str:
+    """'GPU: <name> · mixed precision on' or 'CPU · mixed precision off'."""
+    import keras
+    return (f"{_accelerator(keras.backend.backend())} · "
+            f"mixed precision {'on' if mixed_precision else 'off'}")
+
+
+def use_mixed_precision(model, info):
+    """Return (model, note): `model` itself when its layers already compute in
+    mixed precision, else a copy rebuilt under the mixed policy with the same
+    weights and compile arguments (mixed_float16 on a GPU, mixed_bfloat16 on CPU).
+    """
+    import keras
+    policy = getattr(getattr(model, "dtype_policy", None), "name", "")
+    if str(policy).startswith("mixed"):
+        return model, ""
+    name = "mixed_float16" if _accelerator(keras.backend.backend()) != "CPU" else "mixed_bfloat16"
+    keras.mixed_precision.set_dtype_policy(name)
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        if "dtype" in config and not isinstance(layer, keras.layers.InputLayer):
+            config["dtype"] = name
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=clone_layer)
+    clone.set_weights(model.get_weights())
+    kwargs = dict(info.compile_kwargs or {})
+    if not kwargs:
+        config = getattr(model, "_compile_config", None)
+        kwargs = dict(config.config) if config is not None else {}
+        kwargs.pop("steps_per_execution", None)
+    optimizer = kwargs.get("optimizer")
+    if optimizer is not None and not isinstance(optimizer, str):
+        kwargs["optimizer"] = optimizer.__class__.from_config(optimizer.get_config())
+    clone.compile(**kwargs)
+    from ..state import set_info
+    set_info(clone, info)
+    return clone, f"rebuilt {info.name} with the {name} policy (weights kept)"

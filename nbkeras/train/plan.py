@@ -1,0 +1,338 @@
+"""`%fit` arguments and the notebook's data -> a `FitPlan`.
+
+Everything that can be decided before training is decided here: the
+expressions are evaluated in the notebook's namespace, the data checked
+(`nbkeras.train.checks`), and each option mapped to what Keras already
+provides (callbacks, class weights, initial epoch, steps per execution).
+A user's mistake raises `FitUsageError` or `DataError` before any step.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from ..errors import DataError, FitUsageError, did_you_mean
+from .checks import check_fit_data, is_dataset, to_arrays
+
+SCHEDULES = ("cosine", "exponential", "step")
+
+
+@dataclass
+class FitPlan:
+    """What `model.fit` is called with, plus what the views need to know."""
+
+    x: Any
+    y: Any = None
+    fit_kwargs: Dict[str, Any] = field(default_factory=dict)
+    callbacks: List[Any] = field(default_factory=list)
+    epochs: int = 10
+    initial_epoch: int = 0
+    steps: Optional[int] = None
+    step_size: int = 1
+    notes: List[str] = field(default_factory=list)
+    options: Dict[str, Any] = field(default_factory=dict)
+    restore: Dict[str, Any] = field(default_factory=dict)
+
+
+def evaluate(shell, expr: str, what: str):
+    """Evaluate `expr` in the notebook's namespace; a short error if it fails."""
+    try:
+        return shell.ev(expr)
+    except NameError as exc:
+        name = str(exc).split("'")[1] if "'" in str(exc) else expr
+        names = [k for k in shell.user_ns if not k.startswith("_")]
+        raise FitUsageError(f"{what} `{expr}`: name {name!r} is not defined"
+                            f"{did_you_mean(name, names)}") from None
+    except Exception as exc:
+        raise DataError(f"{what} `{expr}` could not be evaluated: "
+                        f"{type(exc).__name__}: {exc}") from None
+
+
+def _n_samples(x) -> Optional[int]:
+    if isinstance(x, dict):
+        x = next(iter(x.values()), None)
+    elif isinstance(x, list):
+        x = x[0] if x else None
+    shape = getattr(x, "shape", None)
+    return int(shape[0]) if shape else None
+
+
+def _dataset_steps(x) -> Optional[int]:
+    try:
+        n = len(x)
+        return int(n) if n >= 0 else None
+    except Exception:
+        pass
+    try:
+        import tensorflow as tf
+        n = int(tf.data.experimental.cardinality(x))
+        return n if n >= 0 else None
+    except Exception:
+        return None
+
+
+def balanced_class_weight(y, label: str) -> Dict[int, float]:
+    """n_samples / (n_classes * count) per class, like scikit-learn's 'balanced'."""
+    if isinstance(y, (dict, list)):
+        raise FitUsageError("--class-weight works with a single output; for several outputs "
+                            "use --sample-weight")
+    y = np.asarray(y)
+    labels = y.argmax(-1) if y.ndim >= 2 and y.shape[-1] > 1 else y.reshape(len(y), -1)[:, 0]
+    if labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0):
+        raise DataError(f"--class-weight balanced needs class labels but {label} holds "
+                        "non-integer values")
+    classes, counts = np.unique(labels.astype(int), return_counts=True)
+    n_classes = int(classes.max()) + 1 if len(classes) else 0
+    weights = {c: 1.0 for c in range(n_classes)}
+    for c, k in zip(classes, counts):
+        weights[int(c)] = float(len(labels) / (len(classes) * k))
+    return weights
+
+
+def _base_lr(model, info) -> float:
+    import keras
+    if "base_lr" not in info.extra:
+        try:
+            info.extra["base_lr"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        except Exception as exc:
+            raise FitUsageError(f"--lr-schedule needs an optimizer with a learning rate ({exc})")
+    return info.extra["base_lr"]
+
+
+def lr_schedule(kind: str, base: float, epochs: int, decay: Optional[float],
+                step: Optional[int]):
+    """A function epoch -> learning rate for `keras.callbacks.LearningRateScheduler`."""
+    if kind == "cosine":
+        return lambda e, lr=None: base * 0.5 * (1 + math.cos(math.pi * min(e, epochs) / max(epochs, 1)))
+    if kind == "exponential":
+        rate = 0.9 if decay is None else decay
+        return lambda e, lr=None: base * rate ** e
+    factor = 0.5 if decay is None else decay
+    every = step or max(1, epochs // 3)
+    return lambda e, lr=None: base * factor ** (e // every)
+
+
+class AtomicCheckpoint:
+    """Factory for the best-model checkpoint callback (Keras imported lazily)."""
+
+    @staticmethod
+    def make(path: str, monitor: str, mode: str = "auto"):
+        import keras
+
+        class _AtomicCheckpoint(keras.callbacks.Callback):
+            """Save the best model to `path`: write a temporary file in the same
+            folder, then `os.replace` it, so a crash never leaves a half file."""
+
+            def __init__(self):
+                super().__init__()
+                self.path, self.monitor = path, monitor
+                lower = mode == "min" or (mode == "auto" and ("loss" in monitor or "error" in monitor))
+                self.better = (lambda a, b: a < b) if lower else (lambda a, b: a > b)
+                self.best = None
+
+            def on_train_begin(self, logs=None):
+                self.best = None
+
+            def on_epoch_end(self, epoch, logs=None):
+                value = (logs or {}).get(self.monitor)
+                if value is None or not math.isfinite(value):
+                    return
+                if self.best is not None and not self.better(value, self.best):
+                    return
+                self.best = value
+                folder = os.path.dirname(os.path.abspath(self.path))
+                os.makedirs(folder, exist_ok=True)
+                suffix = ".weights.h5" if self.path.endswith(".weights.h5") else ".keras"
+                fd, tmp = tempfile.mkstemp(prefix=".nbkeras-", suffix=suffix, dir=folder)
+                os.close(fd)
+                try:
+                    if suffix == ".keras":
+                        self.model.save(tmp)
+                    else:
+                        self.model.save_weights(tmp, overwrite=True)
+                    os.replace(tmp, self.path)
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+
+        return _AtomicCheckpoint()
+
+
+def _callbacks(args, plan: FitPlan, model, info, has_val: bool) -> None:
+    import keras
+    monitor = args.monitor or ("val_loss" if has_val else "loss")
+    cbs = plan.callbacks
+    if args.lr_schedule and args.reduce_lr is not None:
+        raise FitUsageError("--lr-schedule and --reduce-lr both set the learning rate: use one")
+    if args.early_stop is not None:
+        cbs.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=args.early_stop,
+                                                 restore_best_weights=True))
+    if args.reduce_lr is not None:
+        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=args.reduce_lr,
+                                                     factor=args.lr_decay or 0.1))
+    if args.lr_schedule:
+        kind = args.lr_schedule.lower()
+        if kind not in SCHEDULES:
+            raise FitUsageError(f"--lr-schedule {args.lr_schedule!r} is not one of "
+                                f"{', '.join(SCHEDULES)}{did_you_mean(kind, SCHEDULES)}")
+        fn = lr_schedule(kind, _base_lr(model, info), plan.epochs, args.lr_decay, args.lr_step)
+        cbs.append(keras.callbacks.LearningRateScheduler(fn))
+    if args.checkpoint:
+        path = args.checkpoint
+        if not (path.endswith(".keras") or path.endswith(".weights.h5")):
+            raise FitUsageError(f"--checkpoint {path!r}: the file name must end in `.keras` "
+                                "(whole model) or `.weights.h5` (weights only)")
+        cbs.append(AtomicCheckpoint.make(path, monitor))
+    if args.tensorboard:
+        cbs.append(keras.callbacks.TensorBoard(log_dir=args.tensorboard))
+    if args.csv:
+        cbs.append(keras.callbacks.CSVLogger(args.csv, append=bool(args.resume)))
+    plan.options["monitor"] = monitor
+
+
+def _epochs(args, info):
+    if args.epochs is None or args.epochs < 1:
+        raise FitUsageError(f"--epochs {args.epochs}: give at least 1")
+    if args.resume:
+        start = info.epochs_done
+        return start, start + args.epochs
+    start = args.initial_epoch or 0
+    if args.epochs <= start:
+        raise FitUsageError(f"--epochs {args.epochs} is not past --initial-epoch {start}: "
+                            "--epochs is the last epoch's number, as in Keras "
+                            f"(e.g. --epochs {start + args.epochs})")
+    return start, args.epochs
+
+
+def _step_size(args, model, steps: Optional[int]) -> int:
+    spe = args.steps_per_execution
+    if spe is None:
+        return int(getattr(model, "steps_per_execution", 1) or 1)
+    if str(spe).lower() == "auto":
+        return max(1, min(32, (steps or 32) // 8))
+    try:
+        n = int(spe)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise FitUsageError(f"--steps-per-execution {spe!r}: give a positive number or `auto`")
+    return n
+
+
+def build_plan(shell, args, model, info) -> FitPlan:
+    """Evaluate and check the data, and map every option onto Keras."""
+    if args.batch_size is not None and args.batch_size < 1:
+        raise FitUsageError(f"--batch-size {args.batch_size}: give at least 1")
+    if args.val and args.val_split is not None:
+        raise FitUsageError("give --val or --val-split, not both")
+    if args.val_split is not None and not 0 < args.val_split < 1:
+        raise FitUsageError(f"--val-split {args.val_split}: give a fraction between 0 and 1")
+    x = to_arrays(evaluate(shell, args.x, "x"), args.x)
+    y = to_arrays(evaluate(shell, args.y, "y"), args.y) if args.y else None
+    dataset = is_dataset(x)
+    if dataset and y is not None:
+        raise FitUsageError(f"`{args.x}` is a dataset, which carries its own targets: drop `{args.y}`")
+    if not dataset and y is None:
+        raise FitUsageError(f"give the targets: `%fit {args.name} {args.x} Y`")
+    if dataset and args.val_split is not None:
+        raise FitUsageError("--val-split needs arrays; with a dataset pass --val XVAL")
+    sw = to_arrays(evaluate(shell, args.sample_weight, "--sample-weight"),
+                   args.sample_weight) if args.sample_weight else None
+
+    plan = FitPlan(x=x, y=y)
+    plan.notes += check_fit_data(model, x, y, args.x, args.y, info, sw, args.sample_weight or "")
+    val = None
+    if args.val:
+        if len(args.val) > 2:
+            raise FitUsageError(f"--val takes XVAL [YVAL], got {len(args.val)} expressions")
+        vx = to_arrays(evaluate(shell, args.val[0], "--val"), args.val[0])
+        vy = to_arrays(evaluate(shell, args.val[1], "--val"), args.val[1]) if len(args.val) > 1 else None
+        if not is_dataset(vx) and vy is None:
+            raise FitUsageError(f"--val {args.val[0]}: give the validation targets too: --val XVAL YVAL")
+        plan.notes += check_fit_data(model, vx, vy, args.val[0], args.val[1] if vy is not None else None, info)
+        val = vx if vy is None else (vx, vy)
+
+    plan.initial_epoch, plan.epochs = _epochs(args, info)
+    n = _n_samples(x)
+    if args.steps_per_epoch:
+        plan.steps = args.steps_per_epoch
+    elif dataset:
+        plan.steps = _dataset_steps(x)
+    elif n is not None:
+        n_train = n - int(n * args.val_split) if args.val_split else n
+        plan.steps = math.ceil(n_train / args.batch_size)
+    plan.step_size = _step_size(args, model, plan.steps)
+
+    kw = plan.fit_kwargs
+    kw.update(epochs=plan.epochs, initial_epoch=plan.initial_epoch, verbose=0,
+              shuffle=not args.no_shuffle)
+    if not dataset:
+        kw["batch_size"] = args.batch_size
+    if y is not None:
+        kw["y"] = y
+    if val is not None:
+        kw["validation_data"] = val
+    if args.val_split is not None:
+        kw["validation_split"] = args.val_split
+    if sw is not None:
+        kw["sample_weight"] = sw
+    if args.steps_per_epoch:
+        kw["steps_per_epoch"] = args.steps_per_epoch
+    if args.class_weight:
+        if args.class_weight == "balanced":
+            if y is None:
+                raise FitUsageError("--class-weight balanced needs Y; with a dataset give a dict")
+            kw["class_weight"] = balanced_class_weight(y, args.y)
+        else:
+            cw = evaluate(shell, args.class_weight, "--class-weight")
+            if not isinstance(cw, dict):
+                raise FitUsageError(f"--class-weight `{args.class_weight}` is a "
+                                    f"{type(cw).__name__}: give `balanced` or a dict class -> weight")
+            kw["class_weight"] = {int(k): float(v) for k, v in cw.items()}
+
+    _callbacks(args, plan, model, info, has_val=bool(val is not None or args.val_split))
+    _device_options(args, plan, model)
+    plan.options.update({k: v for k, v in vars(args).items()
+                         if isinstance(v, (str, int, float, bool, list, type(None)))})
+    plan.options.update(epochs_planned=plan.epochs, initial_epoch=plan.initial_epoch)
+    return plan
+
+
+def _device_options(args, plan: FitPlan, model) -> None:
+    """--seed, --jit, --steps-per-execution: set for this run, restored after."""
+    import keras
+    if args.seed is not None:
+        keras.utils.set_random_seed(args.seed)
+    changed = False
+    if args.steps_per_execution is not None and plan.step_size != model.steps_per_execution:
+        plan.restore["steps_per_execution"] = model.steps_per_execution
+        model.steps_per_execution = plan.step_size
+        changed = True
+    if args.jit and not model.jit_compile:
+        plan.restore["jit_compile"] = model.jit_compile
+        model.jit_compile = True
+        changed = True
+    if changed:
+        reset_functions(model)
+
+
+def reset_functions(model) -> None:
+    """Make Keras retrace the train/test functions after a setting changed."""
+    for attr in ("train_function", "test_function", "predict_function"):
+        if hasattr(model, attr):
+            setattr(model, attr, None)
+
+
+def restore_model(plan: FitPlan, model) -> None:
+    """Undo the per-run settings of `_device_options`."""
+    if not plan.restore:
+        return
+    for key, value in plan.restore.items():
+        setattr(model, key, value)
+    reset_functions(model)

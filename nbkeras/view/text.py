@@ -1,0 +1,103 @@
+"""Progress as plain text, and the choice between text and widgets.
+
+Terminal IPython and plain scripts have no widget frontend, and a log
+should not grow with the number of batches (Keras' `verbose=1` does). The
+text view prints at most one line per epoch (fewer for long runs: at most
+`MAX_LINES`) and one summary at the end, never a line per batch. The view
+is chosen once per run. Imports no Keras.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from .progress import RunState, fmt, fmt_duration
+
+MAX_LINES = 50
+
+
+class TextView:
+    """One line per epoch (at most `MAX_LINES`) and a final summary.
+
+    Args:
+        stream: where to write. Defaults to `sys.stdout` at write time.
+    """
+
+    kind = "text"
+
+    def __init__(self, stream=None):
+        self.stream = stream
+        self.every = 1
+
+    def _print(self, line: str) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(line + "\n")
+        stream.flush()
+
+    def start(self, state: RunState) -> None:
+        self.every = max(1, math.ceil((state.epochs - state.initial_epoch) / MAX_LINES))
+        extra = f" in steps of {state.step_size}" if state.step_size > 1 else ""
+        self._print(f"{state.name}: training epochs {state.initial_epoch + 1}-{state.epochs}"
+                    f" on {state.device}{extra}")
+
+    def batch(self, state: RunState) -> None:
+        pass
+
+    def epoch(self, state: RunState) -> None:
+        n = state.epoch - state.initial_epoch
+        if n % self.every and state.epoch != state.epochs:
+            return
+        parts = [f"epoch {state.epoch}/{state.epochs}",
+                 fmt_duration(state.epoch_times[-1] if state.epoch_times else 0.0)]
+        for key in state.keys():
+            if state.current(key) is not None:
+                parts.append(f"{key} {fmt(state.current(key))}")
+        self._print(" · ".join(parts))
+
+    def finish(self, state: RunState) -> None:
+        self._print(state.summary())
+
+
+class QuietView(TextView):
+    """`--quiet`: nothing while training, one summary line at the end."""
+
+    kind = "quiet"
+
+    def start(self, state: RunState) -> None:
+        pass
+
+    def epoch(self, state: RunState) -> None:
+        pass
+
+
+def has_widget_frontend(shell) -> bool:
+    """Whether `shell` is a kernel that can show ipywidgets (the only test that
+    can be made from the kernel side: a frontend connected over comms)."""
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_view(shell, mode: str = "auto", text: bool = False, quiet: bool = False,
+                update_interval: float = 0.2, plot_budget: float = 0.02):
+    """The view for one run: `QuietView`, `TextView` or the widget `Panel`.
+
+    Args:
+        shell: the IPython shell.
+        mode: 'auto', 'widget' or 'text' (`NbkerasMagics.display_mode`).
+        text: `--text` was given.
+        quiet: `--quiet` was given.
+    """
+    if quiet:
+        return QuietView()
+    if text or mode == "text":
+        return TextView()
+    if mode == "widget" or has_widget_frontend(shell):
+        from .panel import Panel
+        return Panel(update_interval=update_interval, plot_budget=plot_budget)
+    return TextView()

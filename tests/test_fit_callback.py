@@ -1,0 +1,277 @@
+"""The training callback and the views, driven by fake logs (no training)."""
+
+import io
+import math
+
+import pytest
+
+from nbkeras.view.plots import HistoryPlot, PlotBudget
+from nbkeras.view.progress import RunState
+from nbkeras.view.record import StaticRecord, metrics_table_html
+from nbkeras.view.text import MAX_LINES, QuietView, TextView, choose_view
+
+
+class RecordingView:
+    """Stands in for a view and records what it was sent."""
+
+    def __init__(self):
+        self.calls = []
+
+    def start(self, state):
+        self.calls.append(("start", state.epoch))
+
+    def batch(self, state):
+        self.calls.append(("batch", state.epoch, state.step))
+
+    def epoch(self, state):
+        self.calls.append(("epoch", state.epoch, dict((k, v[-1]) for k, v in state.history.items())))
+
+    def finish(self, state):
+        self.calls.append(("finish", state.status))
+
+    def kinds(self, kind):
+        return [c for c in self.calls if c[0] == kind]
+
+
+class RecordingRegistry:
+    def __init__(self):
+        self.epochs = []
+
+    def log_epoch(self, run_id, epoch, metrics):
+        self.epochs.append((run_id, epoch, metrics))
+
+
+@pytest.fixture
+def live():
+    from nbkeras.train.callback import LiveCallback
+    state = RunState(name="m", epochs=3, steps=5)
+    view, registry = RecordingView(), RecordingRegistry()
+    cb = LiveCallback(state, view, registry, run_id=7, update_interval=0.0)
+    return cb, state, view, registry
+
+
+def _epoch(cb, epoch, logs, steps=5):
+    cb.on_epoch_begin(epoch)
+    for b in range(steps):
+        cb.on_train_batch_end(b, {"loss": logs["loss"]})
+    cb.on_epoch_end(epoch, logs)
+
+
+def test_epochs_reach_state_registry_and_view(live):
+    cb, state, view, registry = live
+    cb.on_train_begin()
+    for e, loss in enumerate([1.0, 0.5, 0.7]):
+        _epoch(cb, e, {"loss": loss, "accuracy": 0.5 + e / 10, "val_loss": loss + 0.1})
+    assert state.history["loss"] == [1.0, 0.5, 0.7]
+    assert [e for _, e, _ in registry.epochs] == [1, 2, 3]  # 1-based, like the panel
+    assert registry.epochs[0] == (7, 1, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.1})
+    assert len(view.kinds("epoch")) == 3
+    assert state.best("loss") == (0.5, 2)          # lower is better
+    assert state.best("accuracy") == (0.7, 3)      # higher is better
+    assert state.best("val_loss") == (pytest.approx(0.6), 2)
+
+
+def test_logs_are_copied(live):
+    cb, state, _, _ = live
+    logs = {"loss": 1.0}
+    cb.on_epoch_begin(0)
+    cb.on_epoch_end(0, logs)
+    logs["loss"] = 99.0
+    assert state.history["loss"] == [1.0]
+
+
+def test_batch_redraws_are_throttled_by_time(live):
+    cb, state, view, _ = live
+    cb.update_interval = 3600
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    for b in range(500):
+        cb.on_train_batch_end(b, {"loss": 1.0})
+    assert len(view.kinds("batch")) == 1       # the first, then nothing within the interval
+    assert state.step == 500
+
+
+def test_unthrottled_batches_all_draw(live):
+    cb, _, view, _ = live
+    cb.on_epoch_begin(0)
+    for b in range(5):
+        cb.on_train_batch_end(b, {"loss": 1.0})
+    assert [c[2] for c in view.kinds("batch")] == [1, 2, 3, 4, 5]
+
+
+def test_nan_loss_stops_at_once_saying_where(live):
+    from nbkeras.train.callback import NonFiniteLoss
+    cb, _, _, _ = live
+    cb.on_epoch_begin(1)
+    cb.on_train_batch_end(0, {"loss": 0.3})
+    with pytest.raises(NonFiniteLoss) as err:
+        cb.on_train_batch_end(1, {"loss": math.nan})
+    assert (err.value.epoch, err.value.batch) == (2, 2)
+
+
+def test_stop_request_ends_after_the_current_batch_and_drops_the_partial_epoch(live):
+    from nbkeras.train.callback import StopRequested
+    cb, state, _, registry = live
+    cb.on_train_begin()
+    _epoch(cb, 0, {"loss": 1.0})
+    cb.on_epoch_begin(1)
+    cb.on_train_batch_end(0, {"loss": 0.9})
+    cb.request_stop()
+    with pytest.raises(StopRequested):
+        cb.on_train_batch_end(1, {"loss": 0.9})
+    with pytest.raises(StopRequested):
+        cb.on_epoch_end(1, {"loss": 0.9})
+    assert state.history["loss"] == [1.0]
+    assert len(registry.epochs) == 1
+    cb.on_train_begin()  # a reused callback starts clean
+    assert not cb.stop_requested
+
+
+def test_missing_metrics_are_padded_so_epochs_stay_aligned():
+    state = RunState(epochs=3)
+    state.end_epoch({"loss": 1.0})
+    state.end_epoch({"loss": 0.8, "val_loss": 0.9})
+    state.end_epoch({"loss": 0.7})
+    assert math.isnan(state.history["val_loss"][0]) and math.isnan(state.history["val_loss"][2])
+    assert state.current("val_loss") is None
+    assert state.best("val_loss") == (0.9, 2)
+
+
+def test_text_view_prints_one_line_per_epoch_and_never_per_batch():
+    out = io.StringIO()
+    view, state = TextView(stream=out), RunState(name="m", epochs=3, steps=100)
+    view.start(state)
+    for e in range(3):
+        state.begin_epoch(e)
+        for b in range(100):
+            state.step = b + 1
+            view.batch(state)
+        state.end_epoch({"loss": 1.0 / (e + 1), "val_loss": 2.0})
+        view.epoch(state)
+    state.finish("completed")
+    view.finish(state)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 + 3 + 1
+    assert lines[1].startswith("epoch 1/3") and "loss 1.0000" in lines[1]
+    assert "completed" in lines[-1]
+
+
+def test_text_view_caps_lines_for_long_runs():
+    out = io.StringIO()
+    view, state = TextView(stream=out), RunState(name="m", epochs=1000)
+    view.start(state)
+    for e in range(1000):
+        state.begin_epoch(e)
+        state.end_epoch({"loss": 1.0})
+        view.epoch(state)
+    assert len(out.getvalue().splitlines()) <= MAX_LINES + 2
+    assert "epoch 1000/1000" in out.getvalue()
+
+
+def test_quiet_view_says_one_line():
+    out = io.StringIO()
+    view, state = QuietView(stream=out), RunState(name="m", epochs=2)
+    view.start(state)
+    state.begin_epoch(0)
+    state.end_epoch({"loss": 1.0})
+    view.epoch(state)
+    state.finish("completed")
+    view.finish(state)
+    assert len(out.getvalue().splitlines()) == 1
+
+
+def test_choose_view():
+    class Kernelish:
+        kernel = object()
+    assert isinstance(choose_view(None), TextView)
+    assert isinstance(choose_view(Kernelish(), quiet=True), QuietView)
+    assert type(choose_view(Kernelish(), text=True)) is TextView
+    assert type(choose_view(Kernelish(), mode="text")) is TextView
+    assert choose_view(Kernelish()).kind == "widget"
+
+
+def test_plot_reuses_one_figure_and_stays_small():
+    state = RunState(epochs=50)
+    plot = HistoryPlot()
+    pngs = []
+    for e in range(50):
+        state.end_epoch({"loss": 1 / (e + 1), "val_loss": 1.2 / (e + 1), "accuracy": e / 50,
+                         "learning_rate": 0.001})
+        if e in (0, 49):
+            pngs.append(plot.render(state))
+            if e == 0:
+                fig = plot._fig
+    assert plot._fig is fig
+    assert all(p.startswith(b"\x89PNG") for p in pngs)
+    assert len(pngs[-1]) < 40_000
+    assert plot._families == ["loss", "accuracy"]  # one panel per family, no learning rate
+
+
+def test_plot_budget():
+    budget = PlotBudget(0.02, first_cost=0.1)
+    assert not budget.allows(elapsed=1.0)     # 0.1 s of drawing in 1 s of training: too much
+    assert budget.allows(elapsed=10.0)
+    budget.record(0.1)
+    assert not budget.allows(elapsed=6.0)
+    assert budget.allows(elapsed=10.0)
+
+
+def test_record_table_has_current_and_best_of_every_metric():
+    state = RunState(name="m", epochs=2)
+    state.end_epoch({"loss": 1.0, "val_loss": 0.5, "accuracy": 0.4, "val_accuracy": 0.6})
+    state.end_epoch({"loss": 0.8, "val_loss": 0.7, "accuracy": 0.5, "val_accuracy": 0.55})
+    html = metrics_table_html(state)
+    assert "<table" in html and "val" in html
+    assert "0.7000" in html and "0.5000" in html and "(ep 1)" in html
+    state.finish("stopped", "stopped at epoch 3 of 10")
+    record = StaticRecord(state)
+    assert "stopped at epoch 3 of 10" in record.html
+    assert "stopped at epoch 3 of 10" in repr(record)
+
+
+def test_panel_builds_once_and_changes_values(monkeypatch):
+    from nbkeras.view import panel as panel_mod
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(("update", obj))
+
+    monkeypatch.setattr("IPython.display.display",
+                        lambda obj, display_id=None: shown.append(("display", obj)) or Handle())
+    p = panel_mod.Panel(update_interval=0.0, plot_budget=1.0)
+    widgets = list(p.box.children)
+    state = RunState(name="m", epochs=10, steps=20)
+    p.start(state)
+    assert shown[0][1] is p
+    assert "m" in repr(p)
+    assert p._repr_mimebundle_()["text/plain"] == repr(p)
+    state.begin_epoch(0)
+    state.step = 10
+    p.batch(state)
+    assert p.batch_bar.value == 10 and "10/20" in p.batch_text.value
+    state.step = 20
+    state.end_epoch({"loss": 1.0, "val_loss": 1.1})
+    p.epoch(state)
+    assert p.epoch_bar.value == 1 and "loss" in p.table.value
+    assert list(p.box.children) == widgets
+    state.finish("stopped", "stopped at epoch 2 of 10")
+    p.finish(state)
+    assert p.epoch_bar.bar_style == "danger"
+    kinds = [k for k, _ in shown]
+    assert kinds == ["display", "update", "display"]      # panel replaced by record, then plot
+    assert "stopped at epoch 2 of 10" in shown[1][1].html
+    assert shown[2][1].png.startswith(b"\x89PNG")
+
+
+def test_panel_batch_updates_throttled(monkeypatch):
+    from nbkeras.view.panel import Panel
+    monkeypatch.setattr("IPython.display.display", lambda obj, display_id=None: None)
+    p = Panel(update_interval=3600)
+    state = RunState(name="m", epochs=1, steps=100)
+    p.start(state)
+    state.begin_epoch(0)
+    for b in range(100):
+        state.step = b + 1
+        p.batch(state)
+    assert p.batch_bar.value == 0   # start drew last; nothing more within the interval

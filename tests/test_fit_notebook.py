@@ -1,0 +1,131 @@
+"""`%fit` in a real kernel: the saved notebook keeps a small static record,
+and interrupting the kernel stops training cleanly."""
+
+import json
+import threading
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+DATA = """\
+import numpy as np
+from sklearn.datasets import load_digits
+d = load_digits()
+x = (d.data[:600] / 16).astype('float32'); y = d.target[:600]
+xv = (d.data[600:700] / 16).astype('float32'); yv = d.target[600:700]"""
+
+MODEL = """\
+%%model clf
+input 64
+dense 16 relu
+dense 10 softmax"""
+
+
+def _execute(cells, tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    path = tmp_path / "fit.ipynb"
+    nbformat.write(nb, path)
+    return nb, path
+
+
+def _cell_bytes(cell):
+    return len(json.dumps(cell["outputs"]).encode())
+
+
+def test_saved_notebook_keeps_a_small_static_record(tmp_path):
+    nb, path = _execute([
+        "%load_ext nbkeras", DATA, MODEL,
+        "h = %fit clf x y -e 4 -b 16 --val xv yv",
+        "print(len(h.history['loss']), sorted(h.history))",
+        "h2 = %fit clf x y -e 60 -b 8 --resume",
+    ], tmp_path)
+    fit = nb.cells[3]
+    kinds = [o["output_type"] for o in fit["outputs"]]
+    assert "error" not in kinds
+    mimes = [m for o in fit["outputs"] for m in o.get("data", {})]
+    # the live widget was replaced by the record: no widget state left behind
+    assert "application/vnd.jupyter.widget-view+json" not in mimes
+    html = next(o["data"]["text/html"] for o in fit["outputs"] if "text/html" in o.get("data", {}))
+    assert "<table" in html and "val" in html and "completed" in html
+    assert "CPU · mixed precision off" in html
+    assert any("image/png" in o.get("data", {}) for o in fit["outputs"])
+    assert "4 ['accuracy', 'loss', 'val_accuracy', 'val_loss']" in nb.cells[4]["outputs"][0]["text"]
+    # the size bound holds whatever the epochs and batches (60 epochs x 75 batches)
+    assert _cell_bytes(fit) < 100_000
+    assert _cell_bytes(nb.cells[5]) < 100_000
+    assert "64/64" in json.dumps(nb.cells[5]["outputs"])  # resumed: epochs 5-64 after 4
+
+    from nbconvert import HTMLExporter
+    body, _ = HTMLExporter().from_filename(str(path))
+    assert "nbkeras-metrics" in body
+    assert body.count("data:image/png;base64") >= 2
+
+
+@pytest.fixture
+def kernel():
+    from jupyter_client.manager import start_new_kernel
+    km, kc = start_new_kernel(kernel_name="python3")
+    yield km, kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def _run(kc, code, hook=None, timeout=120):
+    outputs = []
+
+    def collect(msg):
+        if msg["msg_type"] in ("stream", "display_data", "update_display_data",
+                               "execute_result", "error"):
+            outputs.append(msg)
+        if hook:
+            hook(msg)
+
+    reply = kc.execute_interactive(code, output_hook=collect, timeout=timeout)
+    return reply, outputs
+
+
+def _text(outputs):
+    parts = []
+    for msg in outputs:
+        c = msg["content"]
+        parts.append(c.get("text", "") + c.get("data", {}).get("text/plain", "")
+                     + c.get("data", {}).get("text/html", "") + " ".join(c.get("traceback", [])))
+    return "\n".join(parts)
+
+
+def test_interrupt_stops_after_the_current_batch_without_traceback(kernel):
+    km, kc = kernel
+    for code in ["%load_ext nbkeras", DATA, MODEL]:
+        reply, outs = _run(kc, code)
+        assert reply["content"]["status"] == "ok", _text(outs)
+    timer = []
+
+    def interrupt_when_training(msg):
+        # the panel is shown when training starts; interrupt a little later
+        if msg["msg_type"] == "display_data" and not timer:
+            timer.append(threading.Timer(4.0, km.interrupt_kernel))
+            timer[0].start()
+
+    reply, outs = _run(kc, "h = %fit clf x y -e 500 -b 8", hook=interrupt_when_training)
+    text = _text(outs)
+    assert timer, "training never started"
+    assert reply["content"]["status"] == "ok", text
+    assert not [m for m in outs if m["msg_type"] == "error"]
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
+    assert "stopped at epoch" in text and "of 500" in text
+
+    reply, outs = _run(kc, "print(len(h.history['loss']), h.epoch[-1] + 1 if h.epoch else 0)")
+    done, last = map(int, _text(outs).split())
+    assert 1 <= done < 500 and last == done
+    # the model is still usable, its weights kept, and the run is marked stopped
+    reply, outs = _run(kc, "print(clf.predict(x[:3], verbose=0).shape)\n"
+                           "from nbkeras.registry import get_registry\n"
+                           "from nbkeras.state import get_info\n"
+                           "print(get_registry().run(get_info(clf).run_ids[-1])['status'])")
+    assert "(3, 10)" in _text(outs) and "stopped" in _text(outs)
+    reply, outs = _run(kc, "h = %fit clf x y -e 1 --quiet")
+    assert reply["content"]["status"] == "ok" and "completed" in _text(outs)

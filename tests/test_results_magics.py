@@ -1,0 +1,340 @@
+"""`%evaluate`, `%predict`, `%models` and `%export` in a shell, on tiny models
+trained once per module. Evaluation figures are checked against
+scikit-learn's metrics on the same predictions."""
+
+import os
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+from sklearn.datasets import load_digits
+
+from nbkeras.errors import DataError, FitUsageError
+from nbkeras.registry import get_registry
+from nbkeras.results import metrics as M
+from nbkeras.state import get_info
+
+
+@pytest.fixture(scope="module")
+def trained():
+    import keras
+    keras.utils.set_random_seed(0)
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype("float32")
+    m = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.fit(X[:1000], y[:1000], epochs=3, verbose=0)
+    yb = (y > 4).astype("int32")
+    b = keras.Sequential([keras.Input((64,)), keras.layers.Dense(1, activation="sigmoid")])
+    b.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    b.fit(X, yb, epochs=2, verbose=0)
+    yr = np.stack([X.mean(1), X.std(1)], 1)
+    r = keras.Sequential([keras.Input((64,)), keras.layers.Dense(2)])
+    r.compile("adam", "mse", metrics=["mae"])
+    r.fit(X, yr, epochs=3, verbose=0)
+    return dict(m=m, b=b, r=r, X=X, y=y, yb=yb, yr=yr, y_onehot=np.eye(10)[y],
+                images=X.reshape(-1, 8, 8, 1))
+
+
+@pytest.fixture
+def ns(ip, trained):
+    ip.user_ns.update(trained, np=np)
+    return ip
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    """What the magics pass to IPython's display()."""
+    import IPython.display
+    seen = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: seen.extend(objs))
+    return seen
+
+
+def _figures(seen):
+    from matplotlib.figure import Figure
+    return [o for o in seen if isinstance(o, Figure)]
+
+
+# -- %evaluate -------------------------------------------------------------------
+
+def test_evaluate_classifier_matches_sklearn(ns, run, trained, shown):
+    r = run("r = %evaluate m X[1000:] y[1000:]\nr")
+    m, X, y = trained["m"], trained["X"][1000:], trained["y"][1000:]
+    compiled = m.evaluate(X, y, verbose=0, return_dict=True)
+    assert r["loss"] == pytest.approx(compiled["loss"], rel=1e-5)
+    assert r["accuracy"] == pytest.approx(compiled["accuracy"], rel=1e-5)
+    pred = m.predict(X, verbose=0).argmax(1)
+    labels = list(range(10))
+    for avg in ("macro", "weighted"):
+        p, rc, f, _ = skm.precision_recall_fscore_support(y, pred, labels=labels, average=avg,
+                                                          zero_division=0)
+        assert (r[f"{avg}_precision"], r[f"{avg}_recall"], r[f"{avg}_f1"]) == \
+            pytest.approx((p, rc, f), abs=1e-12)
+    p, rc, f, s = skm.precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    assert [c["f1"] for c in r.per_class] == pytest.approx(list(f), abs=1e-12)
+    assert [c["support"] for c in r.per_class] == list(s)
+    np.testing.assert_array_equal(r.confusion, skm.confusion_matrix(y, pred, labels=labels))
+    assert "roc_auc" not in r
+    assert len(_figures(shown)) == 1 and r.figure is _figures(shown)[0]
+    table = [o for o in shown if hasattr(o, "_repr_html_")][0]
+    assert "macro avg" in repr(table) and "weighted avg" in table._repr_html_()
+
+
+def test_evaluate_one_hot_labels_give_the_same_figures(ns, run):
+    sparse = run("%evaluate m X y --no-plots")
+    onehot = run("%evaluate m X y_onehot --no-plots")
+    assert onehot["macro_f1"] == pytest.approx(sparse["macro_f1"])
+
+
+def test_evaluate_binary_sigmoid_has_roc_auc(ns, run, trained):
+    r = run("%evaluate b X yb")
+    scores = trained["b"].predict(trained["X"], verbose=0).ravel()
+    yb = trained["yb"]
+    assert r["roc_auc"] == pytest.approx(skm.roc_auc_score(yb, scores), abs=1e-12)
+    assert r["macro_f1"] == pytest.approx(
+        skm.f1_score(yb, scores > 0.5, average="macro"), abs=1e-12)
+    assert r.confusion.shape == (2, 2)
+
+
+def test_evaluate_regression_matches_sklearn(ns, run, trained):
+    r = run("%evaluate r X yr")
+    pred = trained["r"].predict(trained["X"], verbose=0)
+    yr = trained["yr"]
+    assert r["rmse"] == pytest.approx(skm.root_mean_squared_error(yr, pred), rel=1e-6)
+    assert r["mae"] == pytest.approx(skm.mean_absolute_error(yr, pred), rel=1e-6)
+    assert r["r2"] == pytest.approx(skm.r2_score(yr, pred), rel=1e-6)
+    assert "loss" in r and "mae" in r and r.per_class is None
+
+
+def test_no_plots_shows_no_figure(ns, run, shown):
+    r = run("%evaluate m X y --no-plots")
+    assert _figures(shown) == [] and r.figure is None
+
+
+def test_evaluation_is_recorded_against_the_latest_run(ns, run, trained):
+    reg = get_registry()
+    run_id = reg.start_run(model="m", version_id=None, options={}, device="cpu",
+                           backend="tensorflow", epochs_planned=1)
+    info = get_info(trained["m"], "m")
+    info.run_ids.append(run_id)
+    try:
+        r = run("%evaluate m X y --no-plots")
+    finally:
+        info.run_ids.remove(run_id)
+    evals = reg.run(run_id)["evaluations"]
+    assert len(evals) == 1 and evals[0]["metrics"]["accuracy"] == pytest.approx(r["accuracy"])
+    assert reg.runs()[0]["evaluations"][0]["metrics"]["macro_f1"] == pytest.approx(r["macro_f1"])
+
+
+@pytest.mark.parametrize("line, error, message", [
+    ("m X[:10] y", DataError, "has 10 samples but `y` has 1797"),
+    ("m X[:, :10] y", DataError, "samples of shape 10 but the model takes samples of shape 64"),
+    ("m X (y+20)", DataError, "outside 0..9"),
+    ("m X y*0.5", DataError, "non-integer labels"),
+    ("mm X y", FitUsageError, "did you mean `m`"),
+    ("m X yy", FitUsageError, "did you mean `y`"),
+    ("X X y", FitUsageError, "not a Keras model"),
+])
+def test_evaluate_mistakes_are_short_errors(ns, run, line, error, message):
+    with pytest.raises(error, match=message.replace("(", r"\(").replace("`", ".")
+                       .replace("+", r"\+").replace("*", r"\*")):
+        run(f"%evaluate {line}")
+
+
+# -- the metrics themselves, against scikit-learn -----------------------------------
+
+@pytest.mark.parametrize("seed", range(5))
+def test_numpy_metrics_agree_with_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, 200)
+    p = np.where(rng.random(200) < 0.6, y, rng.integers(0, 4, 200))
+    p[p == 3] = 2  # class 3 never predicted: zero_division
+    cm = M.confusion_matrix(y, p, 4)
+    np.testing.assert_array_equal(cm, skm.confusion_matrix(y, p, labels=range(4)))
+    avg = M.averages(M.precision_recall_f1(cm))
+    for kind in ("macro", "weighted"):
+        assert avg[f"{kind}_f1"] == pytest.approx(
+            skm.f1_score(y, p, average=kind, labels=range(4), zero_division=0), abs=1e-12)
+    yb = rng.integers(0, 2, 300)
+    scores = np.round(rng.random(300) + yb * 0.3, 1)  # many ties
+    assert M.roc_auc(yb, scores) == pytest.approx(skm.roc_auc_score(yb, scores), abs=1e-12)
+    t, q = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    got = M.regression_metrics(t, q)
+    assert got["r2"] == pytest.approx(skm.r2_score(t, q))
+    assert got["rmse"] == pytest.approx(skm.root_mean_squared_error(t, q))
+    ml_t, ml_p = rng.integers(0, 2, (40, 3)), rng.integers(0, 2, (40, 3))
+    ml = M.averages(M.multilabel_precision_recall_f1(ml_t, ml_p))
+    assert ml["weighted_recall"] == pytest.approx(
+        skm.recall_score(ml_t, ml_p, average="weighted", zero_division=0))
+
+
+# -- %predict ----------------------------------------------------------------------
+
+def test_predict_returns_predictions_and_classes(ns, run, trained):
+    pred = run("%predict m X[:20]")
+    np.testing.assert_allclose(pred, trained["m"].predict(trained["X"][:20], verbose=0),
+                               rtol=1e-5)
+    classes = run("%predict m X[:20] --classes")
+    np.testing.assert_array_equal(classes, pred.argmax(1))
+    binary = run("%predict b X[:20] --classes")
+    probs = trained["b"].predict(trained["X"][:20], verbose=0).ravel()
+    np.testing.assert_array_equal(binary, (probs > 0.5).astype(int))
+    assert binary.shape == (20,)
+
+
+def test_predict_show_marks_wrong_predictions_red(ns, run, trained, shown):
+    classes = run("%predict m X[:12] --classes --show 12 --labels y[:12]")
+    (fig,) = _figures(shown)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert len(axes) == 12
+    for ax, pred, true in zip(axes, classes, trained["y"][:12]):
+        assert ax.get_title() == f"{pred} (true {true})"
+        assert (ax.title.get_color() == "red") == (pred != true)
+    assert axes[0].images[0].get_array().shape == (8, 8)  # 64 -> 8x8
+
+
+@pytest.mark.parametrize("images", ["images[:30]", "images[:30, :, :, 0]",
+                                    "(np.repeat(images[:30], 3, axis=-1) * 255)"])
+def test_predict_show_draws_image_shapes(ns, run, shown, images):
+    run(f"%predict m X[:30] --show 5 --images {images}")
+    (fig,) = _figures(shown)
+    drawn = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    assert len(drawn) == 5 and drawn[0].shape[:2] == (8, 8)
+    assert fig.axes[0].get_title().isdigit()  # no labels: just the prediction
+
+
+@pytest.mark.parametrize("line, message", [
+    ("m X[:30] --show 5 --images X[:30, :10]", "cannot draw samples of shape"),
+    ("m X[:30] --show 5 --labels y", "has 1797 labels"),
+    ("r X --classes", "not a single-output classifier"),
+    ("m X --labels y", "go with `--show N`"),
+])
+def test_predict_mistakes(ns, run, message, line):
+    with pytest.raises((DataError, FitUsageError), match=message.replace("`", ".")):
+        run(f"%predict {line}")
+
+
+# -- %models -----------------------------------------------------------------------
+
+def _record(reg, model, spec, curve, status="completed"):
+    vid = reg.add_model_version(model, spec, 100)
+    rid = reg.start_run(model=model, version_id=vid, options={}, device="cpu",
+                        backend="tensorflow", epochs_planned=len(curve))
+    for e, acc in enumerate(curve):
+        reg.log_epoch(rid, e, {"loss": 1 - acc, "val_loss": 1.1 - acc, "accuracy": acc,
+                               "val_accuracy": acc - 0.05})
+    if status:
+        reg.end_run(rid, status)
+    return rid
+
+
+@pytest.fixture
+def recorded():
+    reg = get_registry()
+    a = _record(reg, "mnist", "input 784\ndense 32 relu\ndense 10 softmax", [0.5, 0.7, 0.8])
+    b = _record(reg, "mnist", "input 784\ndense 128 relu\ndense 10 softmax", [0.6, 0.9, 0.85])
+    c = _record(reg, "cifar", "input 32x32x3\nconv 8 3\ngap\ndense 10 softmax", [0.3], "failed")
+    return a, b, c
+
+
+def test_models_lists_models_and_runs_newest_first(ip, run, recorded):
+    a, b, c = recorded
+    view = run("%models")
+    models, runs = view.tables
+    assert [r[0] for r in models.rows] == ["cifar", "mnist"]
+    assert [r[0] for r in runs.rows] == [str(c), str(b), str(a)]
+    row = dict(zip(runs.columns, runs.rows[1]))
+    assert row["status"] == "completed" and row["version"] == "v2" and row["epochs"] == "3/3"
+    assert row["metric"] == "val_accuracy" and row["final"] == "0.8" and row["best (epoch)"] == "0.85 (2)"
+    assert row["device"] == "cpu" and row["duration"].endswith("s")
+    assert view._repr_html_().count("<table") == 2 and "failed" in repr(view)
+    assert [r["id"] for r in view.runs] == [c, b, a]
+
+
+def test_models_name_shows_versions_and_runs(ip, run, recorded):
+    a, b, _ = recorded
+    view = run("%models mnist")
+    versions, runs = view.tables
+    assert [r[0] for r in versions.rows] == ["v2", "v1"]
+    assert [r["id"] for r in view.runs] == [b, a]
+
+
+def test_models_unknown_name_suggests(ip, run, recorded):
+    with pytest.raises(FitUsageError, match="no model named `mnsit`.*did you mean `mnist`"):
+        run("%models mnsit")
+
+
+def test_models_compare_overlays_curves_and_diffs_specs(ip, run, recorded, shown):
+    a, b, _ = recorded
+    view = run(f"%models --compare {a} {b}")
+    (fig,) = _figures(shown)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["loss", "accuracy"]
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert labels == [f"run {a} (mnist v1)", f"run {a} (mnist v1) val",
+                      f"run {b} (mnist v2)", f"run {b} (mnist v2) val"]
+    assert "-dense 32 relu" in view.diff and "+dense 128 relu" in view.diff
+    assert "input 784" not in [ln.strip("+- ") for ln in view.diff.splitlines()
+                               if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+    assert "<pre>" in view._repr_html_()
+
+
+def test_models_compare_unknown_run(ip, run, recorded):
+    with pytest.raises(FitUsageError, match="no run 999 in the registry"):
+        run(f"%models --compare {recorded[0]} 999")
+
+
+def test_models_on_an_empty_registry(ip, run):
+    view = run("%models")
+    assert "no models recorded yet" in repr(view)
+
+
+# -- %export -----------------------------------------------------------------------
+
+def test_export_keras_writes_atomically_and_loads_back(ns, run, trained, tmp_path, capsys):
+    import keras
+    path = tmp_path / "m.keras"
+    path.write_text("an older export")
+    run(f"%export m {path}")
+    assert "Saved `m`" in capsys.readouterr().out
+    assert os.listdir(tmp_path) == ["m.keras"]  # no temporary file left behind
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.predict(trained["X"][:5], verbose=0),
+                               trained["m"].predict(trained["X"][:5], verbose=0), rtol=1e-6)
+
+
+def test_export_savedmodel_replaces_an_older_one(ns, run, tmp_path):
+    path = tmp_path / "sm"
+    run(f"%export m {path} --format savedmodel")
+    run(f"%export b {path} --format savedmodel")
+    assert (path / "saved_model.pb").exists()
+    assert sorted(os.listdir(tmp_path)) == ["sm"]
+    import tensorflow as tf
+    loaded = tf.saved_model.load(str(path))
+    served = loaded.serve(np.zeros((2, 64), "float32"))
+    assert tuple(served.shape) == (2, 1)  # the second export (b) won
+
+
+def test_export_tflite_runs_in_the_interpreter(ns, run, trained, tmp_path):
+    import tensorflow as tf
+    path = tmp_path / "m.tflite"
+    run(f"%export m {path} --format tflite")
+    interp = tf.lite.Interpreter(model_path=str(path))
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    interp.set_tensor(inp["index"], trained["X"][:1])
+    interp.invoke()
+    np.testing.assert_allclose(interp.get_tensor(out["index"]),
+                               trained["m"].predict(trained["X"][:1], verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("m {tmp}/m.h5", "needs a path ending in .\\.keras."),
+    ("m {tmp}/nope/m.keras", "does not exist"),
+    ("m {tmp}/m.keras --format tflite", "ending in .\\.tflite."),
+    ("zz {tmp}/m.keras", "no model named .zz."),
+])
+def test_export_mistakes(ns, run, tmp_path, line, message):
+    with pytest.raises(FitUsageError, match=message):
+        run(f"%export {line.format(tmp=tmp_path)}")

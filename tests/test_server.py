@@ -1,0 +1,154 @@
+"""The sidebar's JSON API (`nbkeras.server`), through a real Jupyter server.
+
+The registry is written from the test process (as a kernel would) and read
+back through `jp_fetch`, which carries the server's token unless a test
+overrides the Authorization header.
+"""
+
+import json
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from nbkeras.registry import get_registry
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def jp_server_config():
+    return {"ServerApp": {"jpserver_extensions": {"nbkeras": True}}}
+
+
+@pytest.fixture
+def registry(nbkeras_home):
+    """The test's registry with two models: a finished run and a running one."""
+    reg = get_registry()
+    vid = reg.add_model_version("digits", "input 64\ndense 10 softmax", params=650)
+    done = reg.start_run(model="digits", version_id=vid, options={"epochs": 2, "batch_size": 32},
+                         device="CPU", backend="tensorflow", epochs_planned=2,
+                         notebook="work/digits.ipynb")
+    reg.log_epoch(done, 0, {"loss": 1.0, "val_loss": 0.9, "val_accuracy": 0.6})
+    reg.log_epoch(done, 1, {"loss": 0.5, "val_loss": 0.7, "val_accuracy": 0.8})
+    reg.end_run(done, "completed")
+    reg.add_evaluation(done, "digits", {"loss": 0.72, "accuracy": 0.79})
+    live = reg.start_run(model=XSS, version_id=None, options={}, device="GPU:0",
+                         backend="tensorflow", epochs_planned=5)
+    reg.log_epoch(live, 0, {"loss": 2.0})
+    return reg, done, live
+
+
+async def get_json(jp_fetch, *parts, **kwargs):
+    response = await jp_fetch("nbkeras", "api", *parts, **kwargs)
+    assert response.code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    return json.loads(response.body)
+
+
+async def get_error(jp_fetch, *parts, **kwargs):
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("nbkeras", "api", *parts, **kwargs)
+    body = info.value.response.body.decode()
+    assert "Traceback" not in body
+    return info.value.code, json.loads(body)
+
+
+@pytest.mark.parametrize("headers", [{"Authorization": "token not-the-token"},
+                                     {"Authorization": ""}])
+@pytest.mark.parametrize("parts", [("runs",), ("runs", "1")])
+async def test_requests_without_a_valid_token_are_forbidden(jp_fetch, registry, headers, parts):
+    code, _ = await get_error(jp_fetch, *parts, headers=headers)
+    assert code == 403
+
+
+async def test_empty_registry_lists_no_runs(jp_fetch):
+    body = await get_json(jp_fetch, "runs")
+    assert body["runs"] == []
+    assert isinstance(body["cursor"], int)
+
+
+async def test_runs_lists_every_run_newest_first_with_its_metrics(jp_fetch, registry):
+    _, done, live = registry
+    body = await get_json(jp_fetch, "runs")
+    assert [r["id"] for r in body["runs"]] == [live, done]
+    running, finished = body["runs"]
+    assert running["model"] == XSS  # JSON keeps the text as it is; the panel shows it as text
+    assert running["status"] == "running" and running["ended"] is None
+    assert (running["epochs"], running["epochs_planned"]) == (1, 5)
+    assert running["device"] == "GPU:0"
+    assert finished["status"] == "completed"
+    assert finished["epochs"] == 2
+    assert finished["last"]["val_accuracy"] == pytest.approx(0.8)
+    assert finished["best"]["val_loss"] == pytest.approx(0.7)
+    assert finished["notebook"] == "work/digits.ipynb"
+    assert finished["started"] and finished["ended"]
+    assert body["cursor"] >= max(r["seq"] for r in body["runs"])
+
+
+async def test_since_returns_only_runs_that_changed(jp_fetch, registry):
+    reg, done, live = registry
+    cursor = (await get_json(jp_fetch, "runs"))["cursor"]
+    assert (await get_json(jp_fetch, "runs", params={"since": cursor}))["runs"] == []
+
+    reg.log_epoch(live, 1, {"loss": 1.5})
+    body = await get_json(jp_fetch, "runs", params={"since": cursor})
+    assert [(r["id"], r["epochs"]) for r in body["runs"]] == [(live, 2)]
+    assert body["cursor"] > cursor
+
+    reg.end_run(live, "stopped")
+    later = await get_json(jp_fetch, "runs", params={"since": body["cursor"]})
+    assert [(r["id"], r["status"]) for r in later["runs"]] == [(live, "stopped")]
+    assert (await get_json(jp_fetch, "runs", params={"since": 0}))["runs"][-1]["id"] == done
+
+
+async def test_model_parameter_filters_runs(jp_fetch, registry):
+    _, done, live = registry
+    body = await get_json(jp_fetch, "runs", params={"model": "digits"})
+    assert [r["id"] for r in body["runs"]] == [done]
+    body = await get_json(jp_fetch, "runs", params={"model": XSS})
+    assert [r["id"] for r in body["runs"]] == [live]
+
+
+async def test_run_detail_has_history_options_evaluations_and_spec(jp_fetch, registry):
+    _, done, _ = registry
+    run = await get_json(jp_fetch, "runs", str(done))
+    assert run["id"] == done and run["model"] == "digits"
+    assert [h["epoch"] for h in run["history"]] == [0, 1]
+    assert run["history"][1]["val_accuracy"] == pytest.approx(0.8)
+    assert run["options"] == {"epochs": 2, "batch_size": 32}
+    assert run["spec"] == "input 64\ndense 10 softmax"
+    assert run["evaluations"][0]["metrics"]["accuracy"] == pytest.approx(0.79)
+
+
+async def test_unknown_run_is_a_json_404(jp_fetch, registry):
+    code, body = await get_error(jp_fetch, "runs", "987654")
+    assert code == 404
+    assert body == {"code": 404, "message": "no run with id 987654"}
+
+
+async def test_unknown_route_is_a_json_404(jp_fetch):
+    code, body = await get_error(jp_fetch, "nothing-here")
+    assert code == 404 and body["code"] == 404 and "nothing-here" in body["message"]
+
+
+@pytest.mark.parametrize("parts, params, quoted", [
+    (("runs",), {"since": "abc"}, "'abc'"),
+    (("runs",), {"since": "-1"}, "'-1'"),
+    (("runs",), {"since": "1.5"}, "'1.5'"),
+    (("runs",), {"limit": "0"}, "'0'"),
+    (("runs",), {"model": ""}, "model"),
+    (("runs", "abc"), {}, "'abc'"),
+    (("runs", "-3"), {}, "'-3'"),
+])
+async def test_malformed_parameters_are_a_json_400(jp_fetch, registry, parts, params, quoted):
+    code, body = await get_error(jp_fetch, *parts, params=params)
+    assert code == 400
+    assert body["code"] == 400 and quoted in body["message"]
+
+
+async def test_limit_caps_the_number_of_runs(jp_fetch, registry):
+    _, _, live = registry
+    body = await get_json(jp_fetch, "runs", params={"limit": "1"})
+    assert [r["id"] for r in body["runs"]] == [live]

@@ -1,0 +1,78 @@
+"""`--code`: the generated Keras code builds the same model as the spec."""
+
+import pytest
+
+from nbkeras.spec.build import build
+from nbkeras.spec.codegen import generate
+from nbkeras.spec.parse import parse
+from tests.test_spec_build import EXAMPLES
+
+MORE = {
+    "keywords": "inp = input 16x16x3 name=pixels\n"
+                "c = conv2d 8 3x3 relu same strides=2 use_bias=false\n"
+                "bn\nr = reshape [-1, 8]\nl = lstm 4 return_sequences=true\n"
+                "gap = globalaveragepooling1d\nd = dense 3 softmax name='final'\n"
+                "optimizer sgd lr=0.01 momentum=0.9\n"
+                "loss sparse_categorical_crossentropy from_logits=false\nmetrics accuracy auc",
+    "attention": "q = input 5x8\nv = input 7x8\na = mha 2 4 (q, v)\nx = add (a, q)\n"
+                 "class = globalaveragepooling1d\noutputs class",
+    "rebound_output": "x = input 4\nx = dense 3\nfirst = dense 2\nx = dense 5 (x)\noutputs first, x\n"
+                      "loss first=mse x_3=mae",
+}
+
+
+def describe(model):
+    return [(type(l).__name__, l.name, str(l.output.shape), l.count_params())
+            for l in model.layers]
+
+
+def run_code(code):
+    namespace = {}
+    exec(compile(code, "<generated>", "exec"), namespace)
+    return namespace["model"]
+
+
+@pytest.mark.parametrize("name, text", [(k, v[0]) for k, v in EXAMPLES.items()]
+                         + list(MORE.items()))
+def test_generated_code_builds_the_same_model(name, text):
+    spec = parse(text)
+    result = build(spec, name)
+    code = generate(spec, name, result)
+    assert code.startswith("import keras\nfrom keras import layers\n")
+    model = run_code(code)
+    spec_names = describe(result.model)
+    code_names = describe(model)
+    # bound names and name= are spelled out; automatic names may differ in their number
+    assert [(k, s, p) for k, _, s, p in spec_names] == [(k, s, p) for k, _, s, p in code_names]
+    for (_, a, _, _), (_, b, _, _) in zip(spec_names, code_names):
+        assert a == b or a.rstrip("0123456789_") == b.rstrip("0123456789_")
+    assert model.count_params() == result.model.count_params()
+    assert model.name == name and model.compiled
+    strip = lambda names: [n.rstrip("0123456789_") for n in names]  # noqa: E731
+    assert strip(model.output_names) == strip(result.model.output_names)
+
+
+def test_code_spells_out_arguments_and_compile():
+    spec = parse(MORE["keywords"])
+    code = generate(spec, "m")
+    assert "layers.Conv2D(filters=8, kernel_size=(3, 3), activation='relu', padding='same'" in code
+    assert "keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)" in code
+    assert "keras.losses.SparseCategoricalCrossentropy(from_logits=False)" in code
+    assert "metrics=['accuracy', 'auc']" in code
+
+
+def test_python_keywords_as_names_become_valid_variables():
+    code = generate(parse(MORE["attention"]), "m")
+    assert "class_ = layers.GlobalAveragePooling1D(name='class')(x)" in code
+
+
+def test_code_without_compile():
+    code = generate(parse("input 4\ndense 3"), "m", compile=False)
+    assert "compile" not in code and not run_code(code).compiled
+
+
+def test_values_are_written_as_literals_not_pasted():
+    spec = parse("input 4\nd = dense 3 name='x\\'); import os; (\\''")
+    code = generate(spec, "m", compile=False)
+    model = run_code(code)
+    assert model.layers[-1].name == "x'); import os; ('"
