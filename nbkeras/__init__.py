@@ -15,8 +15,14 @@ __version__ = "0.1.0"
 
 def load_ipython_extension(ipython):
     """Register the magics and the short display of user errors."""
+    import os
+
     from .errors import show_short_error
     from .magics import NbkerasMagics
+
+    # TensorFlow's C++ start-up logs (CUDA probing on a CPU machine, CPU
+    # feature notes) are noise in a notebook; the user's own setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     magics = NbkerasMagics(shell=ipython)
     ipython.register_magics(magics)
