@@ -7,7 +7,7 @@ Each magic body is a few lines; the work lives in `nbkeras.spec`,
 
 from __future__ import annotations
 
-from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Enum, Float
 from traitlets.config import Configurable
@@ -47,7 +47,7 @@ class NbkerasMagics(Magics, Configurable):
     @argument("--no-compile", action="store_true", help="Build the model without compiling it.")
     @argument("--input", metavar="SHAPE", help="Input shape when the spec has no input statement.")
     @argument("--from", dest="from_path", metavar="PATH", help="Load a saved .keras file instead.")
-    @cell_magic
+    @line_cell_magic
     def model(self, line, cell=""):
         """Build and compile a Keras model from a compact spec."""
         from .spec.cell import run_model_cell

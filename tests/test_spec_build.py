@@ -7,49 +7,7 @@ import pytest
 from nbkeras import SpecError
 from nbkeras.spec.build import build, layer_kinds
 from nbkeras.spec.parse import parse
-
-EXAMPLES = {
-    "mnist": ("""\
-input 28x28
-flatten
-dense 128 relu
-dropout 0.2
-dense 10 softmax
-optimizer adam lr=1e-3
-loss sparse_categorical_crossentropy
-metrics accuracy
-""", 101770),
-    "cnn": ("""\
-input 28x28x1
-conv2d 32 3x3 relu
-maxpool 2
-conv2d 64 3 relu
-maxpool 2
-flatten
-dropout 0.5
-dense 10 softmax
-""", 34826),
-    "two_heads": ("""\
-img = input 8x8x1
-meta = input 4
-x = conv2d 8 3 relu same (img)
-x = flatten
-y = concat (x, meta)
-digit = dense 10 softmax (y)
-value = dense 1 (y)
-outputs digit, value
-loss digit=sparse_categorical_crossentropy value=mse
-loss_weights digit=1.0 value=0.5
-metrics digit=accuracy value=mae
-""", 5767),
-    "residual": ("""\
-x = input 16
-a = dense 16 relu
-b = dense 16
-s = add (x, b)
-dense 1
-""", 561),
-}
+from spec_examples import EXAMPLES  # tests/ is on sys.path under pytest
 
 
 def make(text, name="m", **kw):
@@ -78,9 +36,9 @@ def test_mnist_settings_reach_compile():
     model = result.model
     assert type(model.optimizer).__name__ == "Adam"
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
-    assert result.compile_kwargs == {
-        "optimizer": {"class_name": "Adam", "config": {"learning_rate": 1e-3}},
-        "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
+    kwargs = dict(result.compile_kwargs)
+    assert kwargs.pop("optimizer") is model.optimizer
+    assert kwargs == {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
     assert result.message is None and result.deferred_losses == {}
 
 
@@ -217,10 +175,12 @@ def test_metrics_list_applies_to_every_output_of_a_multi_output_model():
 
 def test_per_output_loss_options():
     result = make("x = input 4\na = dense 3 (x)\nb = dense 1 (x)\noutputs a, b\n"
-                  "loss a=sparse_categorical_crossentropy from_logits=true b=mse\n"
+                  "loss a=sparse_categorical_crossentropy from_logits=true reduction=sum "
+                  "b=mse\n"
                   "loss_weights 1 0.5")
     loss = result.compile_kwargs["loss"]
     assert loss["b"] == "mse" and loss["a"].get_config()["from_logits"] is True
+    assert loss["a"].get_config()["reduction"] == "sum"
     assert result.compile_kwargs["loss_weights"] == [1, 0.5]
 
 
@@ -262,6 +222,11 @@ def test_no_compile_builds_only():
     ("input 4\ndense 3 unit=4", 2, 9, "did you mean `units`"),
     ("input 4 dtyp=int32\ndense 3", 1, 9, "did you mean `dtype`"),
     ("input 4\ndense 3 units=4", 2, 9, "`units` is given twice"),
+    ("input 4\ndense 3 softmax sigmoid", 2, 17, "activation is already set to `softmax`"),
+    ("input 4\ndense 3 activation=relu tanh", 2, 25, "activation is already set to `relu`"),
+    ("input 8x8x1\nconv2d 3 3 same valid", 2, 17, "padding is already set"),
+    ("input 4\ndense 10 relux", 2, 10, "did you mean `relu`"),
+    ("input 8x8x1\nconv2d 3 3 relux", 2, 12, "did you mean `relu`"),
     ("input 4\ndense 3 relu true 1 2 3 4 5 6 7 8 9 10 11 12", 2, 40, "unexpected value `11`"),
     ("input 4\noptimizer adm\ndense 3", 2, 11, "did you mean `adam`"),
     ("input 4\ndense 3\noptimizer adam lrr=3", 3, 16, "did you mean `lr`"),

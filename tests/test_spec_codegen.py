@@ -5,7 +5,7 @@ import pytest
 from nbkeras.spec.build import build
 from nbkeras.spec.codegen import generate
 from nbkeras.spec.parse import parse
-from tests.test_spec_build import EXAMPLES
+from spec_examples import EXAMPLES
 
 MORE = {
     "keywords": "inp = input 16x16x3 name=pixels\n"
@@ -16,6 +16,7 @@ MORE = {
                 "loss sparse_categorical_crossentropy from_logits=false\nmetrics accuracy auc",
     "attention": "q = input 5x8\nv = input 7x8\na = mha 2 4 (q, v)\nx = add (a, q)\n"
                  "class = globalaveragepooling1d\noutputs class",
+    "clashing_names": "input 4\ndense = dense 3\ndense 2\ndense_2 = dense 2\ndense 1",
     "rebound_output": "x = input 4\nx = dense 3\nfirst = dense 2\nx = dense 5 (x)\noutputs first, x\n"
                       "loss first=mse x_3=mae",
 }

@@ -59,3 +59,9 @@ def test_warnings_do_not_stop_the_build():
     spec = parse("input 4\ndense 3 softmax\nloss mse")
     assert lint(spec)
     assert build(spec, "m").model.count_params() == 15
+
+
+def test_unused_input_is_warned():
+    found = warnings_of("a = input 4\nb = input 3\ndense 2 (a)")
+    assert [w.line for w in found] == [2] and "input `b` is not used" in found[0].message
+    assert warnings_of("a = input 4\nb = input 3\nc = concat (a, b)\ndense 2") == []

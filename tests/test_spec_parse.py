@@ -92,6 +92,8 @@ def test_case_insensitive_keywords_and_case_sensitive_names():
     spec = parse("X = INPUT 4\nx = Input 3\nY = Dense 2 (X)\nOUTPUTS Y\nLOSS mse\nMetrics mae")
     assert spec.graph[2].sources_at == (0,)
     assert spec.outputs.names[0][0] == "Y"
+    assert parse("x = input 4\na = dense 1\nb = dense 2 (x)\noutputs (a, b)").output_indices() \
+        == (1, 2)
     assert set(spec.settings) == {"loss", "metrics"}
 
 
@@ -143,7 +145,7 @@ def test_config_round_trip_is_equal_json():
     ("input 4\ndense 3\nloss", 3, 1, "`loss` needs a value"),
     ("input 4\ndense 3\nloss mse mae", 3, 10, "`key=value`"),
     ("input 4\nd = dense 3\nloss d=mse mae", 3, 12, "`OUT=LOSS`"),
-    ("input 4\ndense 3\noptimizer 3", 3, 11, "not a optimizer name"),
+    ("input 4\ndense 3\noptimizer 3", 3, 11, "not an optimizer name"),
     ("input 4\nd = dense 3\nloss_weights d=heavy", 3, 14, "malformed loss weight"),
     ("input 4\ndense 3\nmetrics 3", 3, 9, "not a metric name"),
     ("input 4\nx = loss mse", 2, 1, "cannot be bound"),

@@ -11,7 +11,6 @@ resolution feeds `codegen`, so the code it shows is the model built here.
 
 from __future__ import annotations
 
-import copy
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
@@ -141,7 +140,8 @@ def resolve_kind(stmt: LayerStmt):
     table = layer_kinds()
     name = table.get(norm(stmt.kind))
     if name is None:
-        hint = closest(stmt.kind, sorted(set(table.values())) + sorted(ALIASES) + ["input"])
+        keywords = ["input", "outputs", "optimizer", "loss", "loss_weights", "metrics"]
+        hint = closest(stmt.kind, sorted(set(table.values())) + sorted(ALIASES) + keywords)
         raise SpecError(f"unknown layer kind `{stmt.kind}`{hint or ''}; kinds are the classes "
                         "of `keras.layers` (any case, underscores optional) and the aliases",
                         stmt.line, stmt.kind_column, stmt.kind)
@@ -173,7 +173,10 @@ def _convert(key: str, arg: Arg) -> Any:
 def resolve_layer(stmt: LayerStmt) -> Tuple[Any, Dict[str, Any]]:
     """Class and constructor kwargs of a layer statement."""
     cls = resolve_kind(stmt)
-    order, accepted = constructor_params(cls)
+    try:
+        order, accepted = constructor_params(cls)
+    except (TypeError, ValueError) as exc:  # a class without a readable signature
+        raise _fail(stmt, exc) from None
     kwargs: Dict[str, Any] = {}
     positional = [p for p in order]
     for arg in stmt.args:
@@ -196,6 +199,11 @@ def resolve_layer(stmt: LayerStmt) -> Tuple[Any, Dict[str, Any]]:
             if "padding" in accepted and "padding" not in kwargs and low in PADDINGS:
                 kwargs["padding"] = low
                 continue
+            for key, taken in (("activation", is_activation(low)), ("padding", low in PADDINGS)):
+                if taken and key in accepted and key in kwargs:
+                    raise SpecError(f"`{arg.text}`: the {key} is already set to "
+                                    f"`{kwargs[key]}` in `{stmt.text}`; give one",
+                                    arg.line, arg.column, arg.text)
         slot = next((p for p in positional if p not in kwargs), None)
         if slot is None:
             takes = ", ".join(order[:6]) or "no positional values"
@@ -258,6 +266,7 @@ def build_graph(spec: ModelSpec, name: str = "model") -> Tuple[Any, List[Step], 
                 while f"{base}_{n}" in reserved:
                     n += 1
                 layer.name = f"{base}_{n}"
+                kwargs = {**kwargs, "name": layer.name}  # so the code shows it too
             xs = [tensors[i] for i in sources]
             out = layer(xs[0]) if call == "single" else layer(xs) if call == "list" else layer(*xs)
         except SpecError:
@@ -297,8 +306,7 @@ def build(spec: ModelSpec, name: str = "model", compile: bool = True) -> BuildRe
     resolve_compile(spec, model, outputs, result)
     if compile:
         try:
-            # Keras rewrites config dicts it deserializes; keep ours as given
-            model.compile(**copy.deepcopy(result.compile_kwargs))
+            model.compile(**result.compile_kwargs)
         except Exception as exc:  # noqa: BLE001
             where = (spec.settings.get("loss") or spec.settings.get("optimizer")
                      or spec.settings.get("metrics") or spec.graph[-1])

@@ -76,9 +76,10 @@ def generate(spec: ModelSpec, name: str = "model", result=None,
                 call = ", ".join(srcs)
             lines.append(f"{target} = layers.{step.kind}({_args(step.kwargs)})({call})")
         pinned = _output_var(spec, var, step.index)
-        if step.index in spec.output_indices() and pinned != target:
+        ends = spec.output_indices() + spec.input_indices()
+        if step.index in ends and pinned != target:
             lines.append(f"{pinned} = {target}  # `{target}` is re-bound below")
-    ins = [var[i] for i in spec.input_indices()]
+    ins = [_output_var(spec, var, i) for i in spec.input_indices()]
     outs = [_output_var(spec, var, i) for i in spec.output_indices()]
     inputs = ins[0] if len(ins) == 1 else "[" + ", ".join(ins) + "]"
     outputs = outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]"
@@ -90,7 +91,7 @@ def generate(spec: ModelSpec, name: str = "model", result=None,
 
 
 def _output_var(spec: ModelSpec, var: Dict[int, str], index: int) -> str:
-    """The variable holding an output at the end (pinned if re-bound later)."""
+    """The variable holding an input or output at the end (pinned if re-bound later)."""
     name = var[index]
     later = [i for i in range(index + 1, len(spec.graph)) if var[i] == name]
     return name if not later else f"{name}_at{index}"

@@ -133,4 +133,23 @@ def lint(spec: ModelSpec) -> List[LintWarning]:
                 f"`sparse_categorical_crossentropy` on {where}, which has one unit: use "
                 "`dense 1 sigmoid` with `binary_crossentropy` for two classes, or "
                 "`dense N softmax` for N classes")))
+    warnings += _unused_inputs(spec, indices)
     return warnings
+
+
+def _unused_inputs(spec: ModelSpec, outputs) -> List[LintWarning]:
+    """Inputs no output depends on: the model would still ask for their data."""
+    seen, todo = set(), list(outputs)
+    while todo:
+        index = todo.pop()
+        if index in seen or index is None or index < 0:
+            continue
+        seen.add(index)
+        stmt = spec.graph[index]
+        if isinstance(stmt, LayerStmt):
+            todo += list(stmt.sources_at) if stmt.sources else [stmt.previous]
+    return [LintWarning(stmt.line, f"input `{stmt.target or stmt.text}` is not used by any "
+                                   "output, yet the model would expect data for it: use it as "
+                                   "a source, like `(name)`, or remove it")
+            for index, stmt in enumerate(spec.graph)
+            if isinstance(stmt, InputStmt) and index not in seen and not stmt.implicit]

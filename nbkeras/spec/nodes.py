@@ -222,7 +222,8 @@ class ModelSpec:
         """Indices in `graph` of the model's outputs, in order."""
         if self.outputs is not None:
             return tuple(index for _, _, index in self.outputs.names)
-        return (len(self.graph) - 1,) if self.graph else ()
+        layers = [i for i, s in enumerate(self.graph) if isinstance(s, LayerStmt)]
+        return (layers[-1],) if layers else ()
 
     def input_indices(self) -> Tuple[int, ...]:
         return tuple(i for i, s in enumerate(self.graph) if isinstance(s, InputStmt))

@@ -10,149 +10,15 @@ expressions, and every mistake becomes a `SpecError` pointing at the text.
 
 from __future__ import annotations
 
-import re
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import SpecError, did_you_mean
+from .lex import VALUE_FORMS, Token, logical_lines, parse_shape, scalar, tokenize
 from .nodes import Arg, InputStmt, LayerStmt, ModelSpec, OutputsStmt, SettingStmt, Source
 
 SETTINGS = {"optimizer": "optimizer", "loss": "loss", "loss_weights": "loss_weights",
             "lossweights": "loss_weights", "metrics": "metrics", "metric": "metrics"}
 KEYWORDS = ("input", "outputs", "optimizer", "loss", "loss_weights", "metrics")
-
-_INT = re.compile(r"[+-]?\d+\Z")
-_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?\Z")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
-_NUMBERISH = re.compile(r"[+-]?\.?\d")
-_DIM = re.compile(r"[+-]?\d+\Z")
-_PUNCT = "=(),[]"
-_VALUE_FORMS = ("a number (`128`, `-1`, `0.2`, `1e-3`), `true`/`false`/`none`, "
-                "a quoted string, a word, a tuple like `3x3` or a list like `[1, 2]`")
-
-Char = Tuple[str, int, int]  # character, line, column
-
-
-class Token:
-    __slots__ = ("kind", "text", "line", "column")
-
-    def __init__(self, kind: str, text: str, line: int, column: int):
-        self.kind, self.text, self.line, self.column = kind, text, line, column
-
-    def is_(self, punct: str) -> bool:
-        return self.kind == "punct" and self.text == punct
-
-
-def logical_lines(text: str) -> List[List[Char]]:
-    """Strip comments, join `\\` continuations; characters keep their positions."""
-    lines: List[List[Char]] = []
-    pending: Optional[List[Char]] = None
-    for number, raw in enumerate(text.split("\n"), start=1):
-        raw = raw.rstrip("\r")
-        chars: List[Char] = []
-        quote, quote_col, escape = "", 0, False
-        for col, ch in enumerate(raw, start=1):
-            if quote:
-                if escape:
-                    escape = False
-                elif ch == "\\":
-                    escape = True
-                elif ch == quote:
-                    quote = ""
-            elif ch in "'\"":
-                quote, quote_col = ch, col
-            elif ch == "#":
-                break
-            chars.append((ch, number, col))
-        if quote:
-            raise SpecError(f"unclosed quote {quote} in `{raw[quote_col - 1:].strip()}`: "
-                            f"end the string with {quote} on the same line",
-                            number, quote_col, raw[quote_col - 1:].strip())
-        while chars and chars[-1][0].isspace():
-            chars.pop()
-        continued = bool(chars) and chars[-1][0] == "\\"
-        if continued:
-            chars.pop()
-        if pending is not None:
-            chars = pending + [(" ", number, 0)] + chars
-        if continued:
-            pending = chars
-        else:
-            pending = None
-            lines.append(chars)
-    if pending is not None:
-        lines.append(pending)
-    return lines
-
-
-def tokenize(chars: List[Char]) -> List[Token]:
-    tokens: List[Token] = []
-    i = 0
-    while i < len(chars):
-        ch, line, col = chars[i]
-        if ch.isspace():
-            i += 1
-        elif ch in _PUNCT:
-            tokens.append(Token("punct", ch, line, col))
-            i += 1
-        elif ch in "'\"":
-            value, j = [], i + 1
-            while chars[j][0] != ch:
-                if chars[j][0] == "\\":
-                    j += 1
-                value.append(chars[j][0])
-                j += 1
-            tokens.append(Token("str", "".join(value), line, col))
-            i = j + 1
-        else:
-            j = i
-            while j < len(chars) and not chars[j][0].isspace() and chars[j][0] not in _PUNCT + "'\"":
-                j += 1
-            tokens.append(Token("word", "".join(c for c, _, _ in chars[i:j]), line, col))
-            i = j
-    return tokens
-
-
-def parse_shape(text: str, line: Optional[int] = None, column: Optional[int] = None
-                ) -> Tuple[Optional[int], ...]:
-    """`28x28` -> (28, 28); `784` -> (784,); `?x8` / `nonex8` -> (None, 8)."""
-    dims: List[Optional[int]] = []
-    for part in re.split(r"[xX]", text):
-        if part == "?" or part.lower() == "none":
-            dims.append(None)
-        elif _DIM.match(part) and int(part) > 0:
-            dims.append(int(part))
-        else:
-            raise SpecError(f"malformed shape `{text}`: expected positive dimensions joined "
-                            "by `x`, like `28x28`, `784` or `?x8` (`?` for an unknown size)",
-                            line, column, text)
-    return tuple(dims)
-
-
-def _scalar(tok: Token) -> Arg:
-    """A value token (word or quoted string) -> Arg."""
-    text, pos = tok.text, (tok.line, tok.column)
-    if tok.kind == "str":
-        return Arg(text, "str", repr(text), *pos)
-    low = text.lower()
-    if low in ("true", "false"):
-        return Arg(low == "true", "bool", text, *pos)
-    if low == "none":
-        return Arg(None, "none", text, *pos)
-    if _INT.match(text):
-        return Arg(int(text), "int", text, *pos)
-    if _FLOAT.match(text):
-        return Arg(float(text), "float", text, *pos)
-    parts = re.split(r"[xX]", text)
-    if len(parts) > 1 and all(_DIM.match(p) or p == "?" or p.lower() == "none" for p in parts):
-        value = tuple(None if (p == "?" or p.lower() == "none") else int(p) for p in parts)
-        return Arg(value, "tuple", text, *pos)
-    if _NUMBERISH.match(text):
-        raise SpecError(f"malformed value `{text}`: expected {_VALUE_FORMS}", *pos, text)
-    if not _WORD.match(text):
-        bad = next((c for c in text if not (c.isalnum() or c in "_.-")), text[0])
-        raise SpecError(f"unexpected `{bad}` in `{text}`: expected {_VALUE_FORMS} "
-                        "(spec values are never run as Python)", *pos, text)
-    return Arg(text, "word", text, *pos)
 
 
 class _Statement:
@@ -176,11 +42,11 @@ class _Statement:
             shown = tok.text if tok else after.text
             raise SpecError(f"expected a value after `{after.text}`, got "
                             f"{'`' + shown + '`' if tok else 'the end of the line'}: "
-                            f"expected {_VALUE_FORMS}", where.line, where.column, shown)
+                            f"expected {VALUE_FORMS}", where.line, where.column, shown)
         self.take()
         if tok.is_("["):
             return self.list_(tok)
-        return _scalar(tok)
+        return scalar(tok)
 
     def list_(self, open_tok: Token) -> Arg:
         items: List[Arg] = []
@@ -233,11 +99,11 @@ class _Statement:
             elif tok.kind == "punct":
                 hint = ("sources go in one list `(a, b)` after the arguments" if tok.text in "()"
                         else "write `key=value` with a keyword before `=`" if tok.text == "="
-                        else f"expected {_VALUE_FORMS}")
+                        else f"expected {VALUE_FORMS}")
                 raise SpecError(f"unexpected `{tok.text}` in {what}: {hint}",
                                 tok.line, tok.column, tok.text)
             else:
-                args.append(_scalar(tok))
+                args.append(scalar(tok))
         return args, sources, paren
 
     def sources(self, open_tok: Token) -> List[Source]:
@@ -286,7 +152,6 @@ def parse(text: str, input_shape: Optional[str] = None) -> ModelSpec:
     bound: Dict[str, int] = {}
     settings: Dict[str, SettingStmt] = {}
     outputs: Optional[OutputsStmt] = None
-    pending_outputs: List[Tuple[str, int, int]] = []
     if input_shape is not None:
         shape = parse_shape(input_shape.strip())
         graph.append(InputStmt(0, 0, f"--input {input_shape}", shape=shape, implicit=True))
@@ -319,7 +184,8 @@ def parse(text: str, input_shape: Optional[str] = None) -> ModelSpec:
                 raise SpecError(f"`{head.text}` cannot be bound to a name: drop `{target} =`",
                                 line, column, stmt_text)
             if word in ("outputs", "output"):
-                args = [_scalar(t) for t in st.tokens[st.i:] if not t.is_(",")]
+                args = [scalar(t) for t in st.tokens[st.i:]
+                        if not (t.kind == "punct" and t.text in ",()")]
                 if outputs is not None:
                     raise SpecError(f"`outputs` is given twice (first on line {outputs.line}): "
                                     "list every output in one statement", line, column, stmt_text)
@@ -330,9 +196,8 @@ def parse(text: str, input_shape: Optional[str] = None) -> ModelSpec:
                     if arg.key is not None or arg.kind != "word" or not arg.text.isidentifier():
                         raise SpecError(f"`{arg.text}` is not a bound name: write "
                                         "`outputs a, b`", arg.line, arg.column, arg.text)
-                    pending_outputs.append((arg.text, arg.line, arg.column))
                 outputs = OutputsStmt(line, column, stmt_text, names=tuple(
-                    (n, c, bound.get(n, -1)) for n, _, c in pending_outputs))
+                    (a.text, a.column, bound.get(a.text, -1)) for a in args))
                 continue
             args, _, _ = st.args(False, f"`{head.text}`")
             key = SETTINGS[word]
@@ -425,7 +290,8 @@ def _check_setting(key: str, head: Token, args: List[Arg], line: int, column: in
         names_ok = arg.kind in ("word", "str") or (arg.kind == "list" and key == "metrics")
         if key == "optimizer" or (key == "loss" and not per_output):
             if n == 0 and (arg.key is not None or arg.kind not in ("word", "str")):
-                raise SpecError(f"`{arg.text}` is not a {key} name: write {examples[key]}",
+                article = "an" if key == "optimizer" else "a"
+                raise SpecError(f"`{arg.text}` is not {article} {key} name: write {examples[key]}",
                                 arg.line, arg.column, arg.text)
             if n > 0 and arg.key is None:
                 raise SpecError(f"unexpected `{arg.text}`: options of the {key} are written "

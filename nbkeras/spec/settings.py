@@ -5,8 +5,8 @@ looked up case-insensitively in `keras.optimizers`, `keras.losses` and
 `keras.metrics` (plus the few short names the spec language documents and
 Keras lacks, `rmse` and `f1`). With no `loss`, a default is chosen from
 each output layer and said in one line. Every value kept in
-`compile_kwargs` is a Keras identifier (a string, a config dict, or a loss
-object when the loss has options), so `%fit` can recompile with them.
+`compile_kwargs` is what `model.compile` was given: Keras string
+identifiers, or an optimizer / loss object when the spec gave it options.
 """
 
 from __future__ import annotations
@@ -109,14 +109,13 @@ def _optimizer(spec: ModelSpec) -> Tuple[Any, str]:
     cls = type(keras.optimizers.get(name))
     options = _options(cls, list(stmt.args[1:]), stmt, {"lr": "learning_rate"})
     try:
-        cls(**options)
+        optimizer = cls(**options)
     except Exception as exc:  # noqa: BLE001
         from .build import short
         raise SpecError(f"`{stmt.text}` failed in Keras: {short(exc)}", stmt.line, stmt.column,
                         stmt.text) from None
     args = ", ".join(f"{k}={_code(v)}" for k, v in options.items())
-    return ({"class_name": cls.__name__, "config": options},
-            f"keras.optimizers.{cls.__name__}({args})")
+    return optimizer, f"keras.optimizers.{cls.__name__}({args})"
 
 
 def _loss(arg: Arg, options: List[Arg], stmt: SettingStmt) -> Tuple[Any, str]:
@@ -133,6 +132,15 @@ def _loss(arg: Arg, options: List[Arg], stmt: SettingStmt) -> Tuple[Any, str]:
                         stmt.text) from None
     args = ", ".join(f"{k}={_code(v)}" for k, v in kwargs.items())
     return obj, f"keras.losses.{cls.__name__}({args})"
+
+
+def _is_option(loss: Arg, key: str) -> bool:
+    """Whether `key` is an option of the loss named by `loss` (e.g. `reduction`)."""
+    try:
+        cls = _class_for(keras.losses, keras.losses.Loss, _lookup("loss", keras.losses, loss, {}))
+        return key.lower() in inspect.signature(cls.__init__).parameters
+    except Exception:  # noqa: BLE001 - an unknown loss is reported where it is resolved
+        return False
 
 
 def _output_key(arg: Arg, names: List[str], what: str) -> str:
@@ -154,7 +162,8 @@ def _default(layer, model_output) -> Tuple[str, str, bool]:
     act_name = getattr(act, "__name__", str(act or "")).lower()
     if type(layer).__name__ == "Softmax" or act_name == "softmax":
         return "sparse_categorical_crossentropy", "accuracy", True
-    if act_name == "sigmoid" and model_output.shape[-1] == 1:
+    units = model_output.shape[-1] if len(model_output.shape) else None
+    if act_name == "sigmoid" and units == 1:
         return "binary_crossentropy", "accuracy", False
     return "mse", "mae", False
 
@@ -175,7 +184,8 @@ def resolve_compile(spec: ModelSpec, model, output_layers: list, result) -> None
         per: Dict[str, Tuple[Arg, List[Arg]]] = {}
         last = None
         for arg in loss_stmt.args:
-            if arg.key not in names and last is not None and arg.kind not in ("word", "str"):
+            if arg.key not in names and last is not None and (
+                    arg.kind not in ("word", "str") or _is_option(per[last][0], arg.key)):
                 per[last][1].append(arg)  # an option of the loss before it
                 continue
             last = _output_key(arg, names, "losses")
@@ -237,6 +247,6 @@ def resolve_compile(spec: ModelSpec, model, output_layers: list, result) -> None
         metric_text = (", ".join(f"{k}: {', '.join(v)}" for k, v in metric.items())
                        if isinstance(metric, dict) else ", ".join(metric))
         opt = kwargs["optimizer"]
-        opt_text = opt if isinstance(opt, str) else opt["class_name"].lower()
+        opt_text = opt if isinstance(opt, str) else type(opt).__name__.lower()
         result.message = (f"No loss given: compiled with loss {'; '.join(parts)}, "
                           f"optimizer {opt_text}, metrics {metric_text}.")

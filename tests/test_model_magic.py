@@ -1,0 +1,127 @@
+"""`%%model` in a shell: binds the name, shows a summary, options, short errors."""
+
+import keras
+import numpy as np
+import pytest
+
+from nbkeras import SpecError
+from nbkeras.registry import get_registry
+from nbkeras.state import get_info
+
+MNIST = """%%model mnist{opts}
+input 28x28
+flatten
+dense 16 relu
+dense 10 softmax
+"""
+
+
+def cell(opts=""):
+    return MNIST.format(opts=opts)
+
+
+def test_binds_the_compiled_model_and_shows_a_summary(ip, run, capsys):
+    run(cell())
+    out = capsys.readouterr().out
+    model = ip.user_ns["mnist"]
+    assert isinstance(model, keras.Model) and model.compiled
+    assert "No loss given" in out and "sparse or one-hot" in out
+    assert "Model: mnist" in out and "Flatten" in out and "(None, 784)" in out
+    assert "Total params: 12,730" in out
+    info = get_info(model)
+    assert info.name == "mnist" and "dense 10 softmax" in info.spec_text
+    assert info.compile_kwargs == {"optimizer": "adam", "loss": "sparse_categorical_crossentropy",
+                                   "metrics": ["accuracy"]}
+    assert list(info.deferred_losses.values()) == ["categorical"]
+    versions = get_registry().model_versions("mnist")
+    assert versions and versions[0]["id"] == info.version_id
+    assert versions[0]["params"] == 12730
+
+
+def test_summary_has_an_html_table(run):
+    from nbkeras.spec.summary import ModelSummary
+    run(cell())
+    html = ModelSummary.of(run("mnist"))._repr_html_()
+    assert "<table>" in html and "<td>Flatten</td>" in html and "12,730" in html
+
+
+def test_rerun_replaces_the_model_and_records_a_version(ip, run):
+    run(cell())
+    first = ip.user_ns["mnist"]
+    run(cell().replace("dense 16", "dense 32"))
+    assert ip.user_ns["mnist"] is not first
+    assert len(get_registry().model_versions("mnist")) == 2
+
+
+def test_code_option_shows_runnable_code(ip, run, capsys):
+    run(cell(" --code"))
+    out = capsys.readouterr().out
+    code = out[out.index("import keras"):]
+    namespace = {}
+    exec(code, namespace)
+    assert namespace["model"].count_params() == ip.user_ns["mnist"].count_params()
+
+
+def test_seed_gives_reproducible_weights(ip, run):
+    run(cell(" --seed 3"))
+    a = [w.copy() for w in ip.user_ns["mnist"].get_weights()]
+    run(cell(" --seed 3"))
+    b = ip.user_ns["mnist"].get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    run(cell(" --seed 4"))
+    c = ip.user_ns["mnist"].get_weights()
+    assert not np.array_equal(a[2], c[2])
+
+
+def test_no_compile(ip, run, capsys):
+    run(cell(" --no-compile"))
+    assert not ip.user_ns["mnist"].compiled
+    assert "No loss given" not in capsys.readouterr().out
+
+
+def test_input_option(ip, run):
+    run("%%model m --input 8\ndense 3\n")
+    assert tuple(ip.user_ns["m"].input_shape) == (None, 8)
+
+
+def test_lint_warning_is_shown_and_the_model_built(ip, run, capsys):
+    run("%%model m\ninput 4\ndense 3 softmax\nloss mse\n")
+    err = capsys.readouterr().err
+    assert "line 3:" in err and "a softmax" in err
+    assert "m" in ip.user_ns
+
+
+def test_from_loads_a_saved_model(ip, run, tmp_path, capsys):
+    run(cell())
+    path = tmp_path / "saved.keras"
+    ip.user_ns["mnist"].save(path)
+    run(f"%model again --from {path}")  # the line form: IPython refuses empty cell bodies
+    run(f"%%model again --from {path}\n# a comment-only body is empty too\n")
+    model = ip.user_ns["again"]
+    assert model.count_params() == 12730
+    assert "Total params: 12,730" in capsys.readouterr().out
+    versions = get_registry().model_versions("again")
+    assert versions[0]["source"] == "file"
+    assert get_info(model).version_id == versions[0]["id"]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("%model m --from /no/such/file.keras", "no such file"),
+    ("%%model m --from /no/such/file.keras\n#\n", "no such file"),
+    ("%%model m --from x.keras\ninput 4\ndense 3\n", "leave the cell body empty"),
+    ("%model m", "no layers"),
+    ("%%model 2m\ninput 4\ndense 3\n", "not a Python name"),
+    ("%%model class\ninput 4\ndense 3\n", "not a Python name"),
+    ("%%model m\ninput 4\ndens 3\n", "line 2, column 1: unknown layer kind `dens` (did you mean "
+                                     "`Dense`?)"),
+    ("%%model m\ninput 4\ndense 3 (y)\n", "unknown name `y`"),
+    ("%%model m\nx = input 4\ny = input 3\nadd (x, y)\n", "line 3, column 1"),
+])
+def test_errors_are_short_messages(ip, capsys, text, fragment):
+    result = ip.run_cell(text)
+    assert isinstance(result.error_in_exec, SpecError)
+    captured = capsys.readouterr()
+    shown = captured.out + captured.err
+    assert "SpecError: " in shown and fragment in shown
+    assert "Traceback" not in shown and "File " not in shown
+    assert "m" not in ip.user_ns or not isinstance(ip.user_ns.get("m"), keras.Model)
