@@ -134,10 +134,21 @@ def test_same_spec_twice_is_one_version(reg):
     assert [v["id"] for v in reg.model_versions("m")] == [v2, v1]
 
 
-def test_end_run_rejects_an_unknown_status(reg):
+def test_an_unknown_status_is_recorded_as_failed_without_raising(reg):
     run_id = _run(reg)
-    with pytest.raises(ValueError):
+    with pytest.warns(RuntimeWarning, match="unknown run status 'finished'"):
         reg.end_run(run_id, "finished")
+    assert reg.run(run_id)["status"] == "failed"
+    assert "finished" in reg.run(run_id)["error"]
+
+
+def test_a_reused_pid_does_not_keep_a_run_running(reg):
+    run_id = _run(reg)
+    db = sqlite3.connect(reg.path)
+    with db:  # our own pid, but a process that started at another time
+        db.execute("UPDATE runs SET pid_start = pid_start + 1 WHERE id = ?", (run_id,))
+    assert reg.run(run_id)["status"] == "interrupted"
+    db.close()
 
 
 def test_the_file_is_in_wal_mode(reg):
@@ -270,7 +281,10 @@ def test_a_full_disk_after_opening_warns_once_and_stops_recording(reg):
         reg.end_run(run_id, "completed")
     assert len(record) == 1
     assert reg.broken
-    assert reg.run(run_id)["status"] == "running"  # the process is alive; nothing broke
+    run = reg.run(run_id)  # reads still work; the epochs that fitted are kept
+    assert 1 < run["epochs"] < 200
+    assert [h["epoch"] for h in run["history"]] == list(range(run["epochs"]))
+    assert run["status"] == "completed"  # closing the run is still tried (an in-place update)
 
 
 READ_ONLY_SCRIPT = textwrap.dedent("""
@@ -313,3 +327,49 @@ def test_a_read_only_home_warns_once_and_records_nothing(read_only_home, existin
     kind, run_id, n, message = out.stdout.strip().split(" ", 3)
     assert (kind, run_id, n) == ("NullRegistry", "None", "1")
     assert message.startswith("nbkeras: runs are not being recorded:")
+
+
+def test_a_locked_file_skips_one_write_and_keeps_recording(reg):
+    run_id = _run(reg, epochs=[{"loss": 1.0}])
+    reg._db.execute("PRAGMA busy_timeout = 50")
+    other = sqlite3.connect(reg.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another kernel holding the write lock
+    with pytest.warns(R.RegistryWarning, match="a write was skipped"):
+        reg.log_epoch(run_id, 1, {"loss": 0.5})
+    other.execute("ROLLBACK")
+    other.close()
+    assert not reg.broken
+    reg.log_epoch(run_id, 2, {"loss": 0.25})
+    assert [h["epoch"] for h in reg.run(run_id)["history"]] == [0, 2]
+
+
+def test_models_magic_and_registry_never_import_keras(nbkeras_home):
+    code = textwrap.dedent("""
+        import sys
+        from IPython.core.interactiveshell import InteractiveShell
+        from nbkeras.registry import get_registry
+        reg = get_registry()
+        rid = reg.start_run(model="m", version_id=None, options={}, device="cpu",
+                            backend="tensorflow", epochs_planned=1)
+        reg.log_epoch(rid, 1, {"loss": 1.0}); reg.end_run(rid, "completed")
+        ip = InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "nbkeras")
+        view = ip.run_line_magic("models", "")
+        ip.run_line_magic("models", "m")
+        print(len(view.runs), [m for m in ("keras", "tensorflow") if m in sys.modules])
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1 []"
+
+
+def test_an_empty_file_is_a_version_0_registry(nbkeras_home):
+    nbkeras_home.mkdir()
+    (nbkeras_home / "registry.sqlite3").write_bytes(b"")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg = R.get_registry()
+    assert reg.schema_version() == R.SCHEMA_VERSION
+    run_id = _run(reg, epochs=[{"loss": 1.0}], status="completed")
+    assert reg.run(run_id)["epochs"] == 1

@@ -4,6 +4,7 @@ run reads as interrupted."""
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -101,3 +102,54 @@ def test_a_killed_zombie_reads_interrupted_before_it_is_reaped(nbkeras_home):
         time.sleep(0.05)
     assert reg.run(run_id)["status"] == "interrupted"
     proc.wait(timeout=30)
+
+
+FIT_KERNEL = textwrap.dedent("""
+    import os, sys, time
+    from IPython.core.interactiveshell import InteractiveShell
+    name, epochs, wait_for = sys.argv[1], sys.argv[2], sys.argv[3]
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "nbkeras")
+    ip.run_cell("import numpy as np; rng = np.random.default_rng(0); "
+                "X = rng.normal(size=(64, 8)).astype('float32'); y = (X[:, 0] > 0).astype('int32')")
+    ip.run_cell(f"%%model {name} --seed 0\\ninput 8\\ndense 4 relu\\ndense 2 softmax\\n").raise_error()
+    if wait_for != "-":  # start training once the other kernel is training
+        from nbkeras import runs
+        while not any(r["model"] == wait_for and r["epochs"] for r in runs(model=wait_for)):
+            time.sleep(0.05)
+    ip.run_cell(f"%fit {name} X y -e {epochs} -b 16 --val-split 0.25 --quiet").raise_error()
+""")
+
+
+def test_two_kernels_running_fit_keep_every_epoch_and_a_killed_one_reads_interrupted(
+        nbkeras_home):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg")
+    killed = subprocess.Popen([sys.executable, "-c", FIT_KERNEL, "b", "100000", "-"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finished = subprocess.Popen([sys.executable, "-c", FIT_KERNEL, "a", "30", "b"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = finished.communicate(timeout=240)
+        assert finished.returncode == 0, err[-2000:]
+        reg = R.get_registry()
+        seen = reg.run_summaries(model="b")[0]
+        assert seen["status"] == "running" and seen["epochs"] > 0
+    finally:
+        killed.kill()  # SIGKILL, mid-epoch
+        killed.communicate(timeout=60)
+    a = reg.runs(model="a")[0]
+    assert a["status"] == "completed"
+    assert [e["epoch"] for e in a["epochs"]] == list(range(1, 31))
+    assert all({"loss", "val_loss", "accuracy", "val_accuracy"} <= set(e) for e in a["epochs"])
+    b = reg.runs(model="b")[0]
+    assert b["status"] == "interrupted" and b["ended"] is not None
+    n = len(b["epochs"])
+    assert n >= seen["epochs"] and [e["epoch"] for e in b["epochs"]] == list(range(1, n + 1))
+    # the two runs really wrote at the same time
+    db = sqlite3.connect(reg.path)
+    (a_first, a_last), = db.execute("SELECT MIN(time), MAX(time) FROM epochs WHERE run_id = ?",
+                                    (a["id"],))
+    b_during_a = db.execute("SELECT COUNT(*) FROM epochs WHERE run_id = ? AND time BETWEEN ? "
+                            "AND ?", (b["id"], a_first, a_last)).fetchone()[0]
+    db.close()
+    assert b_during_a >= 5

@@ -3,6 +3,7 @@ trained once per module. Evaluation figures are checked against
 scikit-learn's metrics on the same predictions."""
 
 import os
+import sqlite3
 
 import numpy as np
 import pytest
@@ -184,7 +185,8 @@ def test_predict_returns_predictions_and_classes(ns, run, trained):
 
 
 def test_predict_show_marks_wrong_predictions_red(ns, run, trained, shown):
-    classes = run("%predict m X[:12] --classes --show 12 --labels y[:12]")
+    assert run("%predict m X[:12] --show 12 --labels y[:12]") is None  # the picture is the output
+    classes = run("%predict m X[:12] --classes")
     (fig,) = _figures(shown)
     axes = [ax for ax in fig.axes if ax.get_title()]
     assert len(axes) == 12
@@ -222,7 +224,7 @@ def _record(reg, model, spec, curve, status="completed"):
     rid = reg.start_run(model=model, version_id=vid, options={}, device="cpu",
                         backend="tensorflow", epochs_planned=len(curve))
     for e, acc in enumerate(curve):
-        reg.log_epoch(rid, e, {"loss": 1 - acc, "val_loss": 1.1 - acc, "accuracy": acc,
+        reg.log_epoch(rid, e + 1, {"loss": 1 - acc, "val_loss": 1.1 - acc, "accuracy": acc,
                                "val_accuracy": acc - 0.05})
     if status:
         reg.end_run(rid, status)
@@ -316,6 +318,7 @@ def test_export_savedmodel_replaces_an_older_one(ns, run, tmp_path):
     assert tuple(served.shape) == (2, 1)  # the second export (b) won
 
 
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
 def test_export_tflite_runs_in_the_interpreter(ns, run, trained, tmp_path):
     import tensorflow as tf
     path = tmp_path / "m.tflite"
@@ -338,3 +341,101 @@ def test_export_tflite_runs_in_the_interpreter(ns, run, trained, tmp_path):
 def test_export_mistakes(ns, run, tmp_path, line, message):
     with pytest.raises(FitUsageError, match=message):
         run(f"%export {line.format(tmp=tmp_path)}")
+
+
+def test_export_then_model_from_round_trip(ns, run, trained, tmp_path):
+    path = tmp_path / "digits.keras"
+    run(f"%export m {path}")
+    run(f"%model m2 --from {path}")  # the line form of `%%model NAME --from PATH`
+    np.testing.assert_allclose(run("%predict m2 X[:5]"), run("%predict m X[:5]"), rtol=1e-6)
+    assert get_registry().model_versions("m2")[0]["source"] == "file"
+    r = run("%evaluate m2 X y --no-plots")  # compiled state came back too
+    assert r["accuracy"] == pytest.approx(run("%evaluate m X y --no-plots")["accuracy"])
+
+
+def test_fit_then_evaluate_and_models_end_to_end(ns, run):
+    run("%%model net --seed 0\ninput 64\ndense 16 relu\ndense 10 softmax\n")
+    run("%fit net X[:1200] y_onehot[:1200] -e 2 -b 64 --val-split 0.2 --quiet")
+    r = run("%evaluate net X[1200:] y[1200:] --no-plots")  # sparse labels, one-hot loss
+    (summary,) = [s for s in get_registry().run_summaries() if s["model"] == "net"]
+    assert summary["status"] == "completed" and summary["epochs"] == 2
+    evals = get_registry().run(summary["id"])["evaluations"]
+    assert evals[0]["metrics"]["accuracy"] == pytest.approx(r["accuracy"])
+    view = run("%models net")
+    row = dict(zip(view.tables[1].columns, view.tables[1].rows[0]))
+    assert (row["version"], row["status"], row["epochs"], row["metric"]) == \
+        ("v1", "completed", "2/2", "val_accuracy")
+    assert row["best (epoch)"].endswith(("(1)", "(2)"))
+
+
+# -- a registry that cannot record never breaks %fit ---------------------------------
+
+FIT_CELLS = ("%%model tiny --seed 0\ninput 64\ndense 10 softmax\n",
+             "%fit tiny X[:200] y[:200] -e 2 -b 64 --quiet")
+
+
+def test_fit_trains_with_a_corrupt_registry_and_warns_once(ns, run, nbkeras_home):
+    from nbkeras.registry import RegistryWarning
+    nbkeras_home.mkdir()
+    (nbkeras_home / "registry.sqlite3").write_bytes(b"garbage" * 500)
+    with pytest.warns(RegistryWarning, match="runs are not being recorded") as record:
+        for cell in FIT_CELLS:
+            run(cell)
+        run("%fit tiny X[:200] y[:200] -e 1 -b 64 --quiet")
+    assert len(record) == 1
+    assert len(ns.user_ns["tiny"].history.history["loss"]) == 1  # trained all the same
+    assert "not being recorded" in repr(run("%models"))
+    with pytest.raises(FitUsageError, match="nothing to show: runs are not being recorded"):
+        run("%models tiny")
+    assert (nbkeras_home / "registry.sqlite3").read_bytes() == b"garbage" * 500  # left alone
+
+
+def test_fit_trains_when_the_disk_fills_up_mid_run(ns, run):
+    from nbkeras.registry import RegistryWarning
+    reg = get_registry()
+    run(FIT_CELLS[0])
+    db = reg._db  # fill the file to a hard size limit: SQLite's "database or disk is full"
+    db.execute("PRAGMA max_page_count = %d" % db.execute("PRAGMA page_count").fetchone()[0])
+    epoch = 0
+    for size in (1000, 100, 10, 1):  # fill the epochs table's pages to the brim
+        try:
+            while True:
+                epoch += 1
+                db.execute("INSERT INTO epochs (run_id, epoch, metrics) VALUES (0, ?, ?)",
+                           (epoch, "x" * size))
+        except sqlite3.OperationalError:
+            pass
+    with pytest.warns(RegistryWarning, match="full") as record:
+        run("%fit tiny X[:200] y[:200] -e 3 -b 64 --quiet")
+    assert len(record) == 1
+    assert len(ns.user_ns["tiny"].history.history["loss"]) == 3
+    assert reg.broken and "full" in reg.broken
+    (tiny,) = [r for r in reg.run_summaries() if r["model"] == "tiny"]
+    assert (tiny["status"], tiny["epochs"]) == ("completed", 0)  # closed, not 'running' 
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "tflite"])
+def test_export_tf_formats_explain_the_backend_they_need(ns, run, tmp_path, monkeypatch, fmt):
+    import keras
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    suffix = ".tflite" if fmt == "tflite" else ""
+    with pytest.raises(FitUsageError, match="needs the TensorFlow backend but this kernel uses `jax`"):
+        run(f"%export m {tmp_path}/out{suffix} --format {fmt}")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_failed_export_leaves_the_previous_file_whole(ns, run, tmp_path, monkeypatch):
+    from nbkeras.results import export
+    path = tmp_path / "m.keras"
+    path.write_text("the previous export")
+
+    def crash(model, tmp):
+        with open(tmp, "w") as f:
+            f.write("half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "_write_keras", crash)
+    with pytest.raises(OSError, match="disk full"):
+        run(f"%export m {path}")
+    assert path.read_text() == "the previous export"
+    assert os.listdir(tmp_path) == ["m.keras"]

@@ -54,7 +54,7 @@ def _run_row(s: dict, vnames: Dict[int, str]) -> List[str]:
     metric = primary_metric(s["last"]) or primary_metric(s["best"])
     final = s["last"].get(metric) if metric else None
     best = s["best"].get(metric) if metric else None
-    best_txt = f"{fmt(best)} ({s['best_epoch'][metric] + 1})" if best is not None else ""
+    best_txt = f"{fmt(best)} ({s['best_epoch'][metric]})" if best is not None else ""
     planned = s.get("epochs_planned")
     return [s["id"], s["model"], vnames.get(s["version_id"], ""), s["status"],
             f"{s['epochs']}/{planned}" if planned else s["epochs"], metric or "",
@@ -101,6 +101,8 @@ class View:
 def run_models(shell, args):
     """Body of `%models [NAME] [--compare RUN ...]`; returns a `View`."""
     reg = get_registry()
+    if (args.compare or args.name) and not reg.recording:
+        raise FitUsageError(f"nothing to show: {_not_recording_note(reg)}")
     if args.compare:
         return compare(reg, args.compare)
     if args.name:
@@ -225,12 +227,14 @@ def _plot_curves(runs: List[dict], vnames: Dict[int, str]):
         color = colors[i % len(colors)]
         for ax, base in zip(axes[0], bases):
             for key, style, suffix in ((base, "-", ""), ("val_" + base, "--", " val")):
-                pts = [(h["epoch"] + 1, h[key]) for h in run["history"]
+                pts = [(h["epoch"], h[key]) for h in run["history"]
                        if h.get(key) is not None]
                 if pts:
                     ax.plot(*zip(*pts), style, color=color, marker=".",
                             label=_label(run, vnames) + suffix)
+    from matplotlib.ticker import MaxNLocator
     for ax, base in zip(axes[0], bases):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(base)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

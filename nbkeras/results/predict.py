@@ -18,7 +18,8 @@ def run_predict(shell, args):
 
     Returns:
         The predictions (as `model.predict` gives them), or class indices
-        with `--classes`.
+        with `--classes`; None with `--show`, whose picture is the output
+        (a returned array would be echoed under it).
     """
     model = get_model(shell, args.name)
     x = evaluate_expr(shell, args.x, "X")
@@ -45,6 +46,7 @@ def run_predict(shell, args):
         images = evaluate_expr(shell, args.images, "--images") if args.images else x
         labels = evaluate_expr(shell, args.labels, "--labels") if args.labels else None
         show_grid(images, classes, labels, args.show, args)
+        return None
     return classes if args.classes else pred
 
 
