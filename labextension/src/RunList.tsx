@@ -1,0 +1,203 @@
+/**
+ * The list of models and runs, virtualized: only the rows in view (plus a
+ * few) exist in the DOM, so ten thousand runs scroll as smoothly as ten.
+ * Every name, metric key and path is rendered as React text, never as HTML.
+ */
+
+import * as React from 'react';
+
+import {
+  epochsText,
+  formatDuration,
+  formatMetric,
+  Row,
+  rowOffsets,
+  RunSummary,
+  runDuration,
+  visibleRange
+} from './model';
+
+export interface RunListProps {
+  rows: Row[];
+  /** The metric shown on each run row (final and best). */
+  metric: string | null;
+  selected: number | null;
+  nowMs: number;
+  onSelect: (id: number) => void;
+  onToggle: (model: string) => void;
+}
+
+const STATUS_MARK: Record<string, string> = {
+  running: '●',
+  completed: '✓',
+  stopped: '■',
+  failed: '✗',
+  interrupted: '⚠'
+};
+
+export function RunList(props: RunListProps): JSX.Element {
+  const { rows } = props;
+  const scroller = React.useRef<HTMLDivElement>(null);
+  const [scrollTop, setScrollTop] = React.useState(0);
+  const [height, setHeight] = React.useState(400);
+
+  React.useEffect(() => {
+    const node = scroller.current;
+    if (!node) {
+      return;
+    }
+    setHeight(node.clientHeight || 400);
+    const observer = new ResizeObserver(() => setHeight(node.clientHeight || 400));
+    observer.observe(node);
+    return () => observer.disconnect();
+  }, []);
+
+  const offsets = React.useMemo(() => rowOffsets(rows), [rows]);
+  const [start, end] = visibleRange(offsets, scrollTop, height);
+  const runIds = React.useMemo(
+    () => rows.flatMap(r => (r.kind === 'run' ? [r.run.id] : [])),
+    [rows]
+  );
+
+  const onKeyDown = (event: React.KeyboardEvent<HTMLDivElement>): void => {
+    if (event.key !== 'ArrowDown' && event.key !== 'ArrowUp') {
+      return;
+    }
+    event.preventDefault();
+    const at = props.selected === null ? -1 : runIds.indexOf(props.selected);
+    const next = event.key === 'ArrowDown' ? at + 1 : Math.max(at - 1, 0);
+    if (next < runIds.length) {
+      props.onSelect(runIds[next]);
+      const index = rows.findIndex(r => r.kind === 'run' && r.run.id === runIds[next]);
+      const node = scroller.current;
+      if (node && index >= 0) {
+        const top = offsets[index];
+        const bottom = offsets[index + 1];
+        if (top < node.scrollTop) {
+          node.scrollTop = top;
+        } else if (bottom > node.scrollTop + node.clientHeight) {
+          node.scrollTop = bottom - node.clientHeight;
+        }
+      }
+    }
+  };
+
+  const items: JSX.Element[] = [];
+  for (let i = start; i < end; i++) {
+    const row = rows[i];
+    const style: React.CSSProperties = {
+      top: offsets[i],
+      height: offsets[i + 1] - offsets[i]
+    };
+    items.push(
+      row.kind === 'model' ? (
+        <div key={`m:${row.name}`} className="nbk-model-row" style={style} role="presentation">
+          <button
+            className="nbk-model-toggle"
+            aria-expanded={!row.collapsed}
+            aria-label={`${row.name}: ${row.runs} ${row.runs === 1 ? 'run' : 'runs'}`}
+            onClick={() => props.onToggle(row.name)}
+          >
+            <span className="nbk-caret" aria-hidden="true">
+              {row.collapsed ? '▸' : '▾'}
+            </span>
+            <span className="nbk-model-name">{row.name}</span>
+            <span className="nbk-model-count">
+              {row.runs} {row.runs === 1 ? 'run' : 'runs'}
+              {row.running > 0 ? ` · ${row.running} live` : ''}
+            </span>
+          </button>
+        </div>
+      ) : (
+        <RunRow
+          key={`r:${row.run.id}`}
+          run={row.run}
+          style={style}
+          metric={props.metric}
+          selected={row.run.id === props.selected}
+          nowMs={props.nowMs}
+          onSelect={props.onSelect}
+        />
+      )
+    );
+  }
+
+  return (
+    <div
+      ref={scroller}
+      className="nbk-scroller"
+      role="listbox"
+      aria-label="Runs"
+      tabIndex={0}
+      onKeyDown={onKeyDown}
+      onScroll={event => setScrollTop(event.currentTarget.scrollTop)}
+    >
+      <div className="nbk-spacer" style={{ height: offsets[rows.length] }}>
+        {items}
+      </div>
+    </div>
+  );
+}
+
+interface RunRowProps {
+  run: RunSummary;
+  style: React.CSSProperties;
+  metric: string | null;
+  selected: boolean;
+  nowMs: number;
+  onSelect: (id: number) => void;
+}
+
+function RunRow(props: RunRowProps): JSX.Element {
+  const { run, metric } = props;
+  const live = run.status === 'running';
+  const bestEpoch = metric !== null ? run.best_epoch[metric] : undefined;
+  const notebook = run.notebook ? run.notebook.split('/').pop() : null;
+  return (
+    <div
+      className={`nbk-run-row${props.selected ? ' nbk-selected' : ''}`}
+      style={props.style}
+      role="option"
+      aria-selected={props.selected}
+      aria-label={`${run.model} run ${run.id}`}
+      data-run-id={run.id}
+      onClick={() => props.onSelect(run.id)}
+    >
+      <div className="nbk-line">
+        <span
+          className={`nbk-status nbk-status-${run.status}${live ? ' nbk-live' : ''}`}
+          title={run.status}
+          aria-hidden="true"
+        >
+          {STATUS_MARK[run.status] ?? '?'}
+        </span>
+        <span className="nbk-run-id">#{run.id}</span>
+        <span className={`nbk-status-text nbk-status-${run.status}`}>{run.status}</span>
+        <span className="nbk-epochs" title="epochs done of planned">
+          {epochsText(run)} ep
+        </span>
+        <span className="nbk-duration">{formatDuration(runDuration(run, props.nowMs))}</span>
+      </div>
+      <div className="nbk-line">
+        {metric !== null ? (
+          <span className="nbk-metric" title={`${metric}: final (best, at epoch)`}>
+            <span className="nbk-metric-key">{metric}</span>{' '}
+            <span className="nbk-metric-last">{formatMetric(run.last[metric])}</span>
+            {' (best '}
+            <span className="nbk-metric-best">{formatMetric(run.best[metric])}</span>
+            {typeof bestEpoch === 'number' ? ` @${bestEpoch}` : ''}
+            {')'}
+          </span>
+        ) : null}
+      </div>
+      <div className="nbk-line nbk-sub">
+        {run.device ? <span className="nbk-device">{run.device}</span> : null}
+        {notebook ? (
+          <span className="nbk-notebook" title={run.notebook ?? ''}>
+            {notebook}
+          </span>
+        ) : null}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,342 @@
+/**
+ * The sidebar's data logic, free of JupyterLab and the DOM so it can be
+ * unit-tested in plain node: merging `since` updates into the known runs,
+ * grouping, filtering and sorting them into list rows, and the arithmetic of
+ * the virtualized list.
+ */
+
+/** Metric name -> value; `null` where training produced NaN or inf. */
+export type Metrics = Record<string, number | null>;
+
+/** One run as `GET /nbkeras/api/runs` returns it. */
+export interface RunSummary {
+  id: number;
+  model: string;
+  version_id: number | null;
+  status: string;
+  started: string;
+  ended: string | null;
+  duration: number | null;
+  device: string | null;
+  backend: string | null;
+  notebook: string | null;
+  epochs: number;
+  epochs_planned: number | null;
+  last: Metrics;
+  best: Metrics;
+  best_epoch: Record<string, number>;
+  seq: number;
+}
+
+/** The body of `GET /nbkeras/api/runs[?since=N]`. */
+export interface RunsResponse {
+  runs: RunSummary[];
+  cursor: number;
+}
+
+/** The body of `GET /nbkeras/api/runs/<id>`. */
+export interface RunDetail extends RunSummary {
+  options: Record<string, unknown>;
+  history: Array<Record<string, number | null>>;
+  evaluations: Array<{ id: number; metrics: Metrics; created: string | null }>;
+  spec: string | null;
+  error: string | null;
+}
+
+/** What the panel knows: every run by id and the cursor of its last poll. */
+export interface RunsState {
+  readonly runs: ReadonlyMap<number, RunSummary>;
+  readonly cursor: number | null;
+}
+
+export const EMPTY_STATE: RunsState = { runs: new Map(), cursor: null };
+
+/**
+ * The state after a server answer.
+ *
+ * A full answer (no `since`) replaces every run; a `since` answer replaces
+ * only the runs it carries, keeping whichever copy of a run is newer (a
+ * larger `seq`). Returns the very same object when nothing changed, so a
+ * quiet poll re-renders nothing.
+ */
+export function applyUpdate(
+  state: RunsState,
+  update: RunsResponse,
+  full: boolean
+): RunsState {
+  if (full) {
+    return {
+      runs: new Map(update.runs.map(run => [run.id, run])),
+      cursor: update.cursor
+    };
+  }
+  const changed = update.runs.filter(run => {
+    const known = state.runs.get(run.id);
+    return known === undefined || run.seq >= known.seq;
+  });
+  const cursor = Math.max(state.cursor ?? 0, update.cursor);
+  if (changed.length === 0 && cursor === state.cursor) {
+    return state;
+  }
+  const runs = new Map(state.runs);
+  for (const run of changed) {
+    runs.set(run.id, run);
+  }
+  return { runs, cursor };
+}
+
+const LOWER_IS_BETTER = [
+  'loss',
+  'error',
+  'mse',
+  'mae',
+  'mape',
+  'msle',
+  'hinge',
+  'crossentropy',
+  'divergence',
+  'poisson',
+  'logcosh'
+];
+
+/** Whether smaller values of `metric` are better (losses and errors). */
+export function lowerIsBetter(metric: string): boolean {
+  const name = metric.toLowerCase();
+  return LOWER_IS_BETTER.some(word => name.includes(word));
+}
+
+/** Every metric name of these runs: validation metrics first, then by name. */
+export function metricKeys(runs: Iterable<RunSummary>): string[] {
+  const keys = new Set<string>();
+  for (const run of runs) {
+    for (const key of Object.keys(run.best)) {
+      keys.add(key);
+    }
+    for (const key of Object.keys(run.last)) {
+      keys.add(key);
+    }
+  }
+  const isVal = (k: string): number => (k.startsWith('val_') ? 0 : 1);
+  return [...keys].sort((a, b) => isVal(a) - isVal(b) || a.localeCompare(b));
+}
+
+/** The metric a row shows when none is chosen: a validation score if any. */
+export function defaultMetric(keys: readonly string[]): string | null {
+  const val = keys.filter(k => k.startsWith('val_'));
+  const pick =
+    val.find(k => /acc/.test(k)) ??
+    val.find(k => k === 'val_loss') ??
+    val[0] ??
+    keys.find(k => /acc/.test(k)) ??
+    keys.find(k => k === 'loss') ??
+    keys[0];
+  return pick ?? null;
+}
+
+/** The list's order: newest first, or by the best value of a metric. */
+export type SortBy = { kind: 'newest' } | { kind: 'metric'; metric: string };
+
+export interface ViewOptions {
+  /** Case-insensitive part of a model name; empty shows every model. */
+  filter: string;
+  sortBy: SortBy;
+  /** Names of the models whose runs are folded away. */
+  collapsed: ReadonlySet<string>;
+}
+
+/** A row of the list: a model heading or one of its runs. */
+export type Row =
+  | {
+      kind: 'model';
+      name: string;
+      runs: number;
+      running: number;
+      collapsed: boolean;
+    }
+  | { kind: 'run'; run: RunSummary };
+
+/**
+ * Compares two runs by the best value of `metric`, best first; runs without
+ * it go last; ties keep the newest first.
+ */
+export function byMetric(
+  metric: string
+): (a: RunSummary, b: RunSummary) => number {
+  const sign = lowerIsBetter(metric) ? 1 : -1;
+  return (a, b) => {
+    const x = a.best[metric];
+    const y = b.best[metric];
+    const hasX = typeof x === 'number';
+    const hasY = typeof y === 'number';
+    if (hasX && hasY && x !== y) {
+      return sign * (x - y);
+    }
+    if (hasX !== hasY) {
+      return hasX ? -1 : 1;
+    }
+    return b.id - a.id;
+  };
+}
+
+const newestFirst = (a: RunSummary, b: RunSummary): number => b.id - a.id;
+
+/**
+ * The rows to show: models whose name contains the filter, each followed by
+ * its runs (unless collapsed), ordered as `sortBy` asks. Models are ordered
+ * by their first run under the same order.
+ */
+export function buildRows(
+  runs: Iterable<RunSummary>,
+  options: ViewOptions
+): Row[] {
+  const needle = options.filter.trim().toLowerCase();
+  const groups = new Map<string, RunSummary[]>();
+  for (const run of runs) {
+    if (needle && !run.model.toLowerCase().includes(needle)) {
+      continue;
+    }
+    const group = groups.get(run.model);
+    if (group) {
+      group.push(run);
+    } else {
+      groups.set(run.model, [run]);
+    }
+  }
+  const order =
+    options.sortBy.kind === 'metric'
+      ? byMetric(options.sortBy.metric)
+      : newestFirst;
+  const sorted = [...groups.entries()].map(([name, list]) => {
+    list.sort(order);
+    return { name, list };
+  });
+  sorted.sort((a, b) => order(a.list[0], b.list[0]));
+  const rows: Row[] = [];
+  for (const { name, list } of sorted) {
+    const collapsed = options.collapsed.has(name);
+    rows.push({
+      kind: 'model',
+      name,
+      runs: list.length,
+      running: list.filter(r => r.status === 'running').length,
+      collapsed
+    });
+    if (!collapsed) {
+      for (const run of list) {
+        rows.push({ kind: 'run', run });
+      }
+    }
+  }
+  return rows;
+}
+
+/** Pixel heights of the two kinds of rows (the stylesheet matches them). */
+export const ROW_HEIGHT = { model: 30, run: 62 } as const;
+
+/** offsets[i] is the top of row i; offsets[rows.length] the total height. */
+export function rowOffsets(rows: readonly Row[]): number[] {
+  const offsets = new Array<number>(rows.length + 1);
+  offsets[0] = 0;
+  for (let i = 0; i < rows.length; i++) {
+    offsets[i + 1] = offsets[i] + ROW_HEIGHT[rows[i].kind];
+  }
+  return offsets;
+}
+
+/**
+ * The rows [start, end) that intersect the viewport, widened by `overscan`
+ * rows on each side. A binary search: cheap for any number of rows.
+ */
+export function visibleRange(
+  offsets: readonly number[],
+  scrollTop: number,
+  viewportHeight: number,
+  overscan = 4
+): [number, number] {
+  const count = offsets.length - 1;
+  if (count <= 0) {
+    return [0, 0];
+  }
+  // The last row whose top is <= y.
+  const rowAt = (y: number): number => {
+    let lo = 0;
+    let hi = count - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (offsets[mid] <= y) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return lo;
+  };
+  const first = rowAt(Math.max(0, scrollTop));
+  const last = rowAt(Math.max(0, scrollTop + viewportHeight - 1));
+  return [Math.max(0, first - overscan), Math.min(count, last + 1 + overscan)];
+}
+
+/** A metric value in at most 4 significant digits; a dash when missing. */
+export function formatMetric(value: number | null | undefined): string {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    return '–';
+  }
+  const size = Math.abs(value);
+  if (size !== 0 && (size >= 1e5 || size < 1e-3)) {
+    return value.toExponential(2);
+  }
+  return String(Number(value.toPrecision(4)));
+}
+
+/** Seconds as "42 s", "3 min 05 s" or "2 h 07 min". */
+export function formatDuration(seconds: number | null | undefined): string {
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds)) {
+    return '–';
+  }
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) {
+    return `${s} s`;
+  }
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  if (s < 3600) {
+    return `${Math.floor(s / 60)} min ${pad(s % 60)} s`;
+  }
+  return `${Math.floor(s / 3600)} h ${pad(Math.floor((s % 3600) / 60))} min`;
+}
+
+/** How long a run took, or has been running at `nowMs`. */
+export function runDuration(run: RunSummary, nowMs: number): number | null {
+  if (run.status === 'running') {
+    const started = Date.parse(run.started);
+    return Number.isNaN(started) ? run.duration : (nowMs - started) / 1000;
+  }
+  return run.duration;
+}
+
+/** "3/10": epochs done of planned. */
+export function epochsText(run: RunSummary): string {
+  return run.epochs_planned
+    ? `${run.epochs}/${run.epochs_planned}`
+    : String(run.epochs);
+}
+
+/** The text of a notebook cell that rebuilds this spec under `name`. */
+export function modelCell(name: string, spec: string): string {
+  const body = spec.replace(/\s+$/, '');
+  if (body.startsWith('%%model')) {
+    return `${body}\n`;
+  }
+  return `%%model ${name}\n${body}\n`;
+}
+
+/**
+ * `path` relative to the server's root folder when it lies inside it (the
+ * kernel records absolute paths; JupyterLab opens relative ones).
+ */
+export function relativePath(path: string, serverRoot: string): string {
+  const root = serverRoot.replace(/\/+$/, '');
+  if (root && path.startsWith(`${root}/`)) {
+    return path.slice(root.length + 1);
+  }
+  return path;
+}
