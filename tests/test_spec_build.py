@@ -247,8 +247,8 @@ def test_no_compile_builds_only():
     ("input 4\nconv2d 3 3", 2, 1, "`conv2d 3 3` failed in Keras"),
     ("input 4\n\nd = dense 3 kernel_initializer=nonsense", 3, 1, "failed in Keras"),
     ("input 4\ndense 3\noptimizer sgd momentum=-1", 3, 1, "failed in Keras"),
-    ("input 4\ndense 3\nbidirectional", 3, 1, "failed in Keras"),
-    ("input 4\nx = dense 3\nx = dense 2 name=x", 3, 1, "failed in Keras"),
+    ("input 4\ndense 3\nbidirectional", 3, 1, "needs a Python object (`layer`)"),
+    ("input 4\nx = dense 3\nx = dense 2 name=x", 3, 1, "layer name `x` is already used"),
 ])
 def test_build_errors_point_at_the_statement(text, line, column, fragment):
     with pytest.raises(SpecError) as info:

@@ -30,6 +30,9 @@ ALIASES = {"conv": "Conv2D", "maxpool": "MaxPooling2D", "pool": "MaxPooling2D",
 MERGING = {"Add", "Concatenate", "Multiply", "Average", "Maximum", "Minimum", "Subtract", "Dot"}
 PADDINGS = ("same", "valid", "causal")
 _NOT_LAYERS = {"Layer", "InputLayer", "Input", "InputSpec"}
+_CODE_LAYERS = {"Lambda"}  # built around a Python callable: nothing a spec can give
+_NOT_TENSORS = {"mask", "training", "kwargs"}  # call parameters that take no second tensor
+_OBJECT_PARAMS = {"layer", "layers", "cell", "cells", "module", "call_fn", "function"}
 _BASE_KWARGS = ("name", "dtype", "trainable", "autocast", "activity_regularizer",
                 "input_shape", "input_dim", "batch_size", "batch_input_shape", "weights")
 
@@ -173,8 +176,14 @@ def _convert(key: str, arg: Arg) -> Any:
 def resolve_layer(stmt: LayerStmt) -> Tuple[Any, Dict[str, Any]]:
     """Class and constructor kwargs of a layer statement."""
     cls = resolve_kind(stmt)
+    if cls.__name__ in _CODE_LAYERS:
+        raise SpecError(f"`{stmt.kind}` wraps Python code, and a spec cannot run code: use "
+                        "layers of `keras.layers` with values, or build this part in Python",
+                        stmt.line, stmt.kind_column, stmt.kind)
     try:
         order, accepted = constructor_params(cls)
+        defaults = {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()
+                    if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     except (TypeError, ValueError) as exc:  # a class without a readable signature
         raise _fail(stmt, exc) from None
     kwargs: Dict[str, Any] = {}
@@ -189,6 +198,10 @@ def resolve_layer(stmt: LayerStmt) -> Tuple[Any, Dict[str, Any]]:
             if key in kwargs:
                 raise SpecError(f"`{arg.key}` is given twice in `{stmt.text}`", arg.line,
                                 arg.column, arg.key)
+            if key in _OBJECT_PARAMS:
+                raise SpecError(f"`{arg.key}={arg.text}`: `{cls.__name__}` needs a Python object "
+                                f"as `{key}`, which a spec cannot give: build this part in Python",
+                                arg.line, arg.column, arg.key)
             kwargs[key] = _convert(key, arg)
             continue
         if arg.kind == "word":
@@ -205,6 +218,8 @@ def resolve_layer(stmt: LayerStmt) -> Tuple[Any, Dict[str, Any]]:
                                     f"`{kwargs[key]}` in `{stmt.text}`; give one",
                                     arg.line, arg.column, arg.text)
         slot = next((p for p in positional if p not in kwargs), None)
+        if arg.kind == "word" and not isinstance(defaults.get(slot), str):
+            _check_misplaced_word(cls, arg, accepted)
         if slot is None:
             takes = ", ".join(order[:6]) or "no positional values"
             raise SpecError(f"unexpected value `{arg.text}`: `{cls.__name__}` takes {takes} in "
@@ -215,9 +230,36 @@ def resolve_layer(stmt: LayerStmt) -> Tuple[Any, Dict[str, Any]]:
             raise SpecError(f"unknown activation `{arg.text}`"
                             f"{closest(arg.value, activation_names())}",
                             arg.line, arg.column, arg.text)
+        if slot in _OBJECT_PARAMS:
+            raise SpecError(f"`{arg.text}` cannot be the `{slot}` of `{cls.__name__}`: it needs a "
+                            "Python object, which a spec cannot give: build this part in Python",
+                            arg.line, arg.column, arg.text)
         positional.remove(slot)
         kwargs[slot] = _convert(slot, arg)
+    missing = [n for n in order if defaults.get(n) is inspect.Parameter.empty and n not in kwargs]
+    objects = [n for n in missing if n in _OBJECT_PARAMS]
+    if objects:
+        raise SpecError(f"`{stmt.text}`: `{cls.__name__}` needs a Python object (`{objects[0]}`), "
+                        "which a spec cannot give: build this part in Python",
+                        stmt.line, stmt.column, stmt.text)
+    if missing:
+        needs = " and ".join(f"`{n}`" for n in missing)
+        raise SpecError(f"`{stmt.text}`: `{cls.__name__}` needs {needs}; positional values fill "
+                        f"{', '.join(order[:4])} in that order, or "
+                        f"write `{missing[0]}=...`", stmt.line, stmt.column, stmt.text)
     return cls, kwargs
+
+
+def _check_misplaced_word(cls, arg: Arg, accepted) -> None:
+    """A bare activation or padding word on a layer that has no such argument."""
+    low = arg.value.lower()
+    if is_activation(low) and "activation" not in accepted:
+        raise SpecError(f"`{arg.text}` names an activation, but `{cls.__name__}` takes no "
+                        f"`activation`: add a line `activation {low}` after this one",
+                        arg.line, arg.column, arg.text)
+    if low in PADDINGS and "padding" not in accepted:
+        raise SpecError(f"`{arg.text}` sets the padding, but `{cls.__name__}` has no `padding`",
+                        arg.line, arg.column, arg.text)
 
 
 def _input_kwargs(stmt: InputStmt) -> Dict[str, Any]:
@@ -230,14 +272,43 @@ def _input_kwargs(stmt: InputStmt) -> Dict[str, Any]:
         if key not in accepted:
             raise SpecError(f"`input` has no keyword `{arg.key}`{closest(key, accepted)}",
                             arg.line, arg.column, arg.key)
+        if key in kwargs:
+            raise SpecError(f"`{arg.key}` is given twice in `{stmt.text}`", arg.line,
+                            arg.column, arg.key)
         kwargs[key] = _convert(key, arg)
     return kwargs
+
+
+def _takes_a_list(cls) -> bool:
+    """Whether `call` takes all its tensors as one `inputs` list (AdditiveAttention, ...).
+
+    Such layers would read a second positional tensor as a mask, so they get
+    the list that merging layers get; layers with separate tensor parameters
+    (`MultiHeadAttention(query, value)`, `CategoryEncoding(inputs,
+    count_weights)`) keep positional arguments.
+    """
+    try:
+        params = [p for p in inspect.signature(cls.call).parameters if p != "self"]
+    except (TypeError, ValueError):
+        return False
+    return params[:1] == ["inputs"] and (len(params) == 1 or params[1] in _NOT_TENSORS)
+
+
+def _claim_name(used: Dict[str, Any], name: str, stmt) -> None:
+    """Keras layer names must be unique: point at the statement that repeats one."""
+    first = used.setdefault(name, stmt)
+    if first is not stmt:
+        where = f"line {first.line} (`{first.text}`)" if first.line else "the `--input` layer"
+        raise SpecError(f"`{stmt.text}`: the layer name `{name}` is already used by {where}; "
+                        "Keras layer names must be unique: bind another name or give `name=`",
+                        stmt.line or None, stmt.column or None, stmt.text)
 
 
 def build_graph(spec: ModelSpec, name: str = "model") -> Tuple[Any, List[Step], Dict[int, Any]]:
     """Build the layers and the (uncompiled) model; returns (model, steps, layers by index)."""
     names = spec.layer_names()
     reserved = {n for n in names.values() if n}
+    used: Dict[str, Any] = {}
     tensors: Dict[int, Any] = {}
     layers: Dict[int, Any] = {}
     steps: List[Step] = []
@@ -251,6 +322,7 @@ def build_graph(spec: ModelSpec, name: str = "model") -> Tuple[Any, List[Step], 
             except Exception as exc:  # noqa: BLE001 - any Keras complaint is the user's
                 raise _fail(stmt, exc) from None
             layers[index] = tensors[index]._keras_history[0]
+            _claim_name(used, layers[index].name, stmt)
             steps.append(Step(index, "input", kwargs, ()))
             continue
         cls, kwargs = resolve_layer(stmt)
@@ -258,7 +330,7 @@ def build_graph(spec: ModelSpec, name: str = "model") -> Tuple[Any, List[Step], 
             kwargs["name"] = names[index]
         sources = stmt.sources_at if stmt.sources else (stmt.previous,)
         call = "single" if len(sources) == 1 else (
-            "list" if cls.__name__ in MERGING else "args")
+            "list" if cls.__name__ in MERGING or _takes_a_list(cls) else "args")
         try:
             layer = cls(**kwargs)
             if "name" not in kwargs and layer.name in reserved:
@@ -273,6 +345,7 @@ def build_graph(spec: ModelSpec, name: str = "model") -> Tuple[Any, List[Step], 
             raise
         except Exception as exc:  # noqa: BLE001
             raise _fail(stmt, exc) from None
+        _claim_name(used, layer.name, stmt)
         tensors[index], layers[index] = out, layer
         steps.append(Step(index, cls.__name__, kwargs, tuple(sources), call))
     ins = [tensors[i] for i in spec.input_indices()]

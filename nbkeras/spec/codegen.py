@@ -94,4 +94,9 @@ def _output_var(spec: ModelSpec, var: Dict[int, str], index: int) -> str:
     """The variable holding an input or output at the end (pinned if re-bound later)."""
     name = var[index]
     later = [i for i in range(index + 1, len(spec.graph)) if var[i] == name]
-    return name if not later else f"{name}_at{index}"
+    if not later:
+        return name
+    pinned, taken = f"{name}_at{index}", set(var.values()) | _RESERVED
+    while pinned in taken:  # a spec may itself bind `x_at0`
+        pinned += "_"
+    return pinned

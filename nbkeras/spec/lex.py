@@ -16,7 +16,7 @@ from .nodes import Arg
 
 _INT = re.compile(r"[+-]?\d+\Z")
 _FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?\Z")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
+_WORD = re.compile(r"[^\W\d][\w.\-]*\Z")  # letters of any script, like Python names
 _NUMBERISH = re.compile(r"[+-]?\.?\d")
 _DIM = re.compile(r"[+-]?\d+\Z")
 _PUNCT = "=(),[]"

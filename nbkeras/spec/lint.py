@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 from .nodes import InputStmt, LayerStmt, ModelSpec
 
 _CATEGORICAL = {"categoricalcrossentropy", "sparsecategoricalcrossentropy"}
-_BINARY = {"binarycrossentropy", "binaryfocalcrossentropy"}
+_BINARY = {"binarycrossentropy", "binaryfocalcrossentropy", "bce"}
 _REGRESSION = {"mse", "meansquarederror", "mae", "meanabsoluteerror"}
 
 
@@ -69,23 +69,24 @@ def _units(spec: ModelSpec, index: int, depth: int = 0) -> Optional[int]:
     return None
 
 
-def _losses(spec: ModelSpec, out_names: List[str]) -> Dict[str, Tuple[str, bool, int]]:
-    """Output name -> (normalized loss, from_logits, line)."""
+def _losses(spec: ModelSpec, out_names: List[str]) -> Dict[str, Tuple[str, bool, int, str]]:
+    """Output name -> (normalized loss, from_logits, line, loss as written)."""
     stmt = spec.settings.get("loss")
     if stmt is None:
         return {}
-    found: Dict[str, Tuple[str, bool, int]] = {}
+    found: Dict[str, Tuple[str, bool, int, str]] = {}
     if stmt.args[0].key is None:
         logits = any(a.key and a.key.lower() == "from_logits" and a.value is True
                      for a in stmt.args[1:])
-        return {n: (_norm(stmt.args[0].value), logits, stmt.line) for n in out_names}
+        first = stmt.args[0]
+        return {n: (_norm(first.value), logits, stmt.line, first.text) for n in out_names}
     last = None
     for arg in stmt.args:
         if arg.key and arg.key.lower() == "from_logits" and last is not None:
-            found[last] = (found[last][0], arg.value is True, stmt.line)
+            found[last] = (found[last][0], arg.value is True, stmt.line, found[last][3])
         elif arg.key is not None and arg.kind in ("word", "str"):
             last = arg.key
-            found[last] = (_norm(arg.value), False, stmt.line)
+            found[last] = (_norm(arg.value), False, stmt.line, arg.text)
     return found
 
 
@@ -105,7 +106,7 @@ def lint(spec: ModelSpec) -> List[LintWarning]:
     for index, name in zip(indices, out_names):
         if name not in losses:
             continue
-        loss, logits, line = losses[name]
+        loss, logits, line, written = losses[name]
         stmt = spec.graph[index]
         act, units = _activation(stmt), _units(spec, index)
         where = (f"output `{name}` (line {stmt.line})" if names.get(index)
@@ -125,7 +126,7 @@ def lint(spec: ModelSpec) -> List[LintWarning]:
                 "`categorical_crossentropy` (one-hot), or a `sigmoid` output for multi-label")))
         if act == "softmax" and loss in _REGRESSION:
             warnings.append(LintWarning(line, (
-                f"`{loss}` on {where}, a softmax, trains poorly: use "
+                f"`{written}` on {where}, a softmax, trains poorly: use "
                 "`sparse_categorical_crossentropy` (integer labels) or "
                 "`categorical_crossentropy` (one-hot)")))
         if loss == "sparsecategoricalcrossentropy" and units == 1:

@@ -18,6 +18,7 @@ from .nodes import Arg, InputStmt, LayerStmt, ModelSpec, OutputsStmt, SettingStm
 
 SETTINGS = {"optimizer": "optimizer", "loss": "loss", "loss_weights": "loss_weights",
             "lossweights": "loss_weights", "metrics": "metrics", "metric": "metrics"}
+MAX_NESTING = 16  # `[[...]]` deeper than this is a typo, not a layer argument
 KEYWORDS = ("input", "outputs", "optimizer", "loss", "loss_weights", "metrics")
 
 
@@ -35,7 +36,7 @@ class _Statement:
         self.i += 1
         return tok
 
-    def value(self, after: Token) -> Arg:
+    def value(self, after: Token, depth: int = 0) -> Arg:
         tok = self.peek()
         if tok is None or (tok.kind == "punct" and tok.text != "["):
             where = tok or after
@@ -45,10 +46,13 @@ class _Statement:
                             f"expected {VALUE_FORMS}", where.line, where.column, shown)
         self.take()
         if tok.is_("["):
-            return self.list_(tok)
+            return self.list_(tok, depth)
         return scalar(tok)
 
-    def list_(self, open_tok: Token) -> Arg:
+    def list_(self, open_tok: Token, depth: int = 0) -> Arg:
+        if depth >= MAX_NESTING:
+            raise SpecError(f"lists nested more than {MAX_NESTING} deep: write lists like "
+                            "`[1, 2]` or `[[1, 1], [2, 2]]`", open_tok.line, open_tok.column, "[")
         items: List[Arg] = []
         while True:
             tok = self.peek()
@@ -58,7 +62,7 @@ class _Statement:
             if tok.is_("]"):
                 self.take()
                 break
-            items.append(self.value(open_tok if not items else self.tokens[self.i - 1]))
+            items.append(self.value(open_tok if not items else self.tokens[self.i - 1], depth + 1))
             sep = self.peek()
             if sep is not None and sep.is_(","):
                 self.take()

@@ -22,6 +22,9 @@ from .nodes import Arg, ModelSpec, SettingStmt
 METRIC_ALIASES = {"acc": "accuracy", "rmse": "root_mean_squared_error", "f1": "f1_score"}
 _NOT_OPTIMIZERS = {"optimizer", "lossscaleoptimizer", "multioptimizer", "optimizermap"}
 _NOT_FUNCS = {"get", "serialize", "deserialize", "legacy", "schedules"}
+_SHORTHANDS = {"cce": "categorical_crossentropy", "scce": "sparse_categorical_crossentropy",
+               "crossentropy": "sparse_categorical_crossentropy", "l2": "mse", "l1": "mae",
+               "sparse_accuracy": "sparse_categorical_accuracy"}  # hints only, not names
 _SUGGEST = {"loss": ["mse", "mae", "mape", "msle", "kld"],
             "metric": ["accuracy", "auc", "precision", "recall", "mse", "mae", "rmse", "f1"]}
 
@@ -61,8 +64,9 @@ def _lookup(kind: str, module, arg: Arg, aliases: Dict[str, str]) -> str:
     choices = [n for n in names if not inspect.isclass(getattr(module, n))]
     choices += [n.lower() for n in names if inspect.isclass(getattr(module, n))
                 and not choices] + _SUGGEST.get(kind, [])
-    raise SpecError(f"unknown {kind} `{arg.text}`"
-                    f"{_closest(low, choices + sorted(aliases))}; {kind} names are Keras "
+    hint = (f" (did you mean `{_SHORTHANDS[low]}`?)" if low in _SHORTHANDS
+            else _closest(low, choices + sorted(aliases)))
+    raise SpecError(f"unknown {kind} `{arg.text}`{hint}; {kind} names are Keras "
                     "identifiers like " + {"optimizer": "`adam`, `sgd`, `rmsprop`",
                                            "loss": "`mse`, `sparse_categorical_crossentropy`",
                                            "metric": "`accuracy`, `mae`, `auc`"}[kind],
@@ -88,6 +92,9 @@ def _options(cls, args: List[Arg], stmt: SettingStmt, renames=None) -> Dict[str,
             hint = _closest(key, params + list(renames or ()))
             raise SpecError(f"`{cls.__name__}` has no option `{arg.key}`{hint}",
                             arg.line, arg.column, arg.key)
+        if key in options:
+            raise SpecError(f"`{arg.key}` is given twice in `{stmt.text}`: keep one",
+                            arg.line, arg.column, arg.key)
         options[key] = arg.python()
     return options
 
@@ -104,9 +111,17 @@ def _optimizer(spec: ModelSpec) -> Tuple[Any, str]:
     if _norm(name) in _NOT_OPTIMIZERS:
         raise SpecError(f"`{stmt.args[0].text}` cannot be given by name; use e.g. `adam`",
                         stmt.line, stmt.args[0].column, stmt.args[0].text)
-    if len(stmt.args) == 1:
-        return name, _code(name)
-    cls = type(keras.optimizers.get(name))
+    known = getattr(keras.optimizers, name, None)
+    try:
+        cls = type(keras.optimizers.get(name))
+    except Exception:  # noqa: BLE001 - a class `get` does not list (Keras' `Lamb`)
+        if not inspect.isclass(known):
+            raise SpecError(f"`{stmt.args[0].text}` cannot be given by name; use e.g. `adam`",
+                            stmt.line, stmt.args[0].column, stmt.args[0].text) from None
+        cls = known
+    else:
+        if len(stmt.args) == 1:
+            return name, _code(name)
     options = _options(cls, list(stmt.args[1:]), stmt, {"lr": "learning_rate"})
     try:
         optimizer = cls(**options)
@@ -189,6 +204,9 @@ def resolve_compile(spec: ModelSpec, model, output_layers: list, result) -> None
                 per[last][1].append(arg)  # an option of the loss before it
                 continue
             last = _output_key(arg, names, "losses")
+            if last in per:
+                raise SpecError(f"two losses for output `{last}` in `{loss_stmt.text}`: keep one",
+                                arg.line, arg.column, arg.key)
             per[last] = (arg, [])
         missing = [n for n in names if n not in per]
         if missing:
@@ -214,8 +232,13 @@ def resolve_compile(spec: ModelSpec, model, output_layers: list, result) -> None
                                 weights.line, weights.column, weights.text)
             kwargs["loss_weights"] = [a.value for a in weights.args]
         else:
-            kwargs["loss_weights"] = {_output_key(a, names, "loss weights"): a.value
-                                      for a in weights.args}
+            kwargs["loss_weights"] = {}
+            for a in weights.args:
+                out = _output_key(a, names, "loss weights")
+                if out in kwargs["loss_weights"]:
+                    raise SpecError(f"two loss weights for output `{out}` in `{weights.text}`: "
+                                    "keep one", a.line, a.column, a.key)
+                kwargs["loss_weights"][out] = a.value
         code["loss_weights"] = _code(kwargs["loss_weights"])
     metrics_stmt = spec.settings.get("metrics")
     if metrics_stmt is not None:
