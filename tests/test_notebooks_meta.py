@@ -1,0 +1,99 @@
+"""Static checks of the tutorial notebooks, without running a kernel.
+
+The notebooks in `notebooks/` are both the rendered documentation (their
+stored outputs are what a reader sees on GitHub) and tests (CI runs them
+under `pytest --nbval-lax`, comparing the cells marked
+`# NBVAL_CHECK_OUTPUT`). These checks keep them fit for both: each one
+introduces itself, downloads nothing, has something for nbval to compare,
+and stores clean, small outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+EXPECTED = {"quickstart", "cnn", "functional", "regression", "binary_metrics", "callbacks",
+            "tf_data"}
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+MAX_CELL_OUTPUT = 100_000
+# Code that would fetch data or talk to the network (Keras' `load_data` and
+# `get_file`, scikit-learn's `fetch_*`, urllib, requests, any URL).
+NETWORK = re.compile(r"load_data|get_file|\bfetch_|urlopen|urlretrieve|\brequests\b|https?:|\bhttp\b|wget|curl")
+# What TensorFlow/absl logging and Python warnings look like in an output.
+NOISE = re.compile(r"Traceback \(most recent call last\)|\bWarning\b|WARNING|"
+                   r"^[IWEF]\d{4} \d\d:\d\d:\d\d", re.MULTILINE)
+
+
+def _read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def _code_cells(book):
+    return [c for c in book.cells if c.cell_type == "code"]
+
+
+def _output_text(output) -> str:
+    if output.get("output_type") == "stream":
+        return output.get("text", "")
+    if output.get("output_type") == "error":
+        return "\n".join(output.get("traceback", []))
+    return str(output.get("data", {}).get("text/plain", ""))
+
+
+def test_the_issue_notebooks_are_all_there():
+    assert {p.stem for p in PATHS} >= EXPECTED
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_opens_with_a_markdown_introduction(path):
+    book = _read(path)
+    first = book.cells[0]
+    assert first.cell_type == "markdown", f"{path.name}: the first cell should introduce the notebook"
+    assert first.source.lstrip().startswith("# "), f"{path.name}: the introduction needs a title"
+    assert len(first.source.split()) >= 30, f"{path.name}: the introduction is too short to explain anything"
+    prose = [c for c in book.cells if c.cell_type == "markdown"]
+    assert len(prose) >= 3, f"{path.name}: the steps need explaining in prose"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_downloads_nothing(path):
+    for i, cell in enumerate(_code_cells(_read(path))):
+        found = NETWORK.search(cell.source)
+        assert not found, f"{path.name} code cell {i}: {found.group(0)!r} (notebooks must not download)"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_has_cells_that_nbval_checks(path):
+    checked = [c for c in _code_cells(_read(path)) if c.source.lstrip().startswith(CHECK_MARK)]
+    assert checked, f"{path.name}: no `{CHECK_MARK}` cell, so CI would compare nothing"
+    for cell in checked:
+        assert cell.outputs, (f"{path.name}: checked cell {cell.source.splitlines()[1:2]} has no "
+                              "stored output to compare with")
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_stored_outputs_are_executed_and_clean(path):
+    for i, cell in enumerate(_code_cells(_read(path))):
+        assert cell.execution_count is not None, (
+            f"{path.name} code cell {i} was never run: store the outputs "
+            "(`python notes/make_notebooks.py --execute` or `jupyter nbconvert --execute --inplace`)")
+        for output in cell.outputs:
+            assert output.output_type != "error", f"{path.name} code cell {i} stored an error"
+            assert not (output.output_type == "stream" and output.name == "stderr"), (
+                f"{path.name} code cell {i} stored stderr output: {output.text[:200]!r}")
+            found = NOISE.search(_output_text(output))
+            assert not found, f"{path.name} code cell {i} stored log noise: {found.group(0)!r}"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_each_cell_output_is_small(path):
+    for i, cell in enumerate(_code_cells(_read(path))):
+        size = len(json.dumps(cell.outputs))
+        assert size < MAX_CELL_OUTPUT, f"{path.name} code cell {i} stores {size:,} bytes of output"
