@@ -12,6 +12,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Enum, Float
 from traitlets.config import Configurable
 
+from .backend import import_keras
 from .lineargs import split_line
 
 
@@ -50,6 +51,7 @@ class NbkerasMagics(Magics, Configurable):
     @line_cell_magic
     def model(self, line, cell=""):
         """Build and compile a Keras model from a compact spec."""
+        import_keras()
         from .spec.cell import run_model_cell
         args = parse_argstring(self.model, line)
         return run_model_cell(self.shell, args, cell or "")
@@ -87,6 +89,7 @@ class NbkerasMagics(Magics, Configurable):
     @line_magic
     def fit(self, line):
         """Train a model with a live progress panel and history plot."""
+        import_keras()
         from .train.fit import run_fit
         args = self._parse(self.fit, line)
         return run_fit(self.shell, args, self)
@@ -100,6 +103,7 @@ class NbkerasMagics(Magics, Configurable):
     @line_magic
     def evaluate(self, line):
         """Test metrics of a model on held-out data."""
+        import_keras()
         from .results.evaluate import run_evaluate
         args = self._parse(self.evaluate, line)
         return run_evaluate(self.shell, args)
@@ -115,6 +119,7 @@ class NbkerasMagics(Magics, Configurable):
     @line_magic
     def predict(self, line):
         """Predictions of a model."""
+        import_keras()
         from .results.predict import run_predict
         args = self._parse(self.predict, line)
         return run_predict(self.shell, args)
@@ -136,6 +141,7 @@ class NbkerasMagics(Magics, Configurable):
     @line_magic
     def export(self, line):
         """Write a model to a file (atomically)."""
+        import_keras()
         from .results.export import run_export
         args = self._parse(self.export, line)
         return run_export(self.shell, args)

@@ -108,6 +108,13 @@ def test_evaluate_regression_matches_sklearn(ns, run, trained):
     assert "loss" in r and "mae" in r and r.per_class is None
 
 
+def test_evaluate_regression_shows_its_metrics_table(ns, run, shown):
+    # regression: the table was missing, the notebook showed nothing
+    run("%evaluate r X yr --no-plots")
+    tables = [str(o) for o in shown if type(o).__name__ == "Table"]
+    assert tables and all(k in tables[0] for k in ("rmse", "mae", "r2", "loss"))
+
+
 def test_no_plots_shows_no_figure(ns, run, shown):
     r = run("%evaluate m X y --no-plots")
     assert _figures(shown) == [] and r.figure is None

@@ -91,7 +91,7 @@ def run_model_cell(shell, args, cell: str) -> None:
         keras.utils.set_random_seed(args.seed)
     result = build(spec, args.name, compile=not args.no_compile)
     if result.message and not args.no_compile:
-        print(result.message)
+        print(f"nbkeras: {result.message}")
     model = result.model
     shell.user_ns[args.name] = model
     version = _record(args.name, cell, model.count_params())
