@@ -49,3 +49,13 @@ def test_split_line_keeps_expressions_whole(line, expected):
 def test_split_line_reports_unbalanced(line):
     with pytest.raises(FitUsageError):
         split_line(line)
+
+
+def test_first_keras_import_prints_no_tensorflow_startup_noise():
+    # TF 2.21 wrote CUDA-probe lines to stderr in every first %%model cell
+    code = "from nbkeras.backend import import_keras; k = import_keras(); print(k.__name__)"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.strip() == "keras"
+    assert "cuda" not in out.stderr.lower() and "absl" not in out.stderr
