@@ -275,3 +275,40 @@ def test_panel_batch_updates_throttled(monkeypatch):
         state.step = b + 1
         p.batch(state)
     assert p.batch_bar.value == 0   # start drew last; nothing more within the interval
+
+
+def test_a_rerun_finds_its_axes_already_drawn():
+    def run(plot):
+        state = RunState(epochs=20)
+        for e in range(20):
+            state.end_epoch({"loss": 2 / (e + 1), "accuracy": 0.5 + e / 50})
+            plot.render(state)
+        return plot.render(state)
+
+    plot = HistoryPlot()
+    first = run(plot)
+    draws = plot.full_draws
+    assert draws <= 2          # limits with headroom: the axes are rarely redrawn
+    assert run(plot) == first  # same run again: same pixels, from the cached axes
+    assert plot.full_draws == draws
+
+
+def test_batch_ends_out_of_order_never_move_the_bar_back(live):
+    cb, state, _, _ = live
+    cb.on_epoch_begin(0)
+    for b in (0, 4, 2, 3):   # Keras' worker threads may finish in any order
+        cb.on_train_batch_end(b, {"loss": 1.0})
+    assert state.step == 5
+    cb.closed = True          # after the run ended: late batch ends are ignored
+    cb.on_train_batch_end(9, {"loss": math.nan})
+    assert state.step == 5
+
+
+def test_many_metric_families_are_capped_in_a_grid():
+    from nbkeras.view.plots import MAX_PANELS
+    state = RunState(epochs=3)
+    for e in range(3):
+        state.end_epoch({f"out{i}_loss": 1.0 / (e + 1) for i in range(12)})
+    plot = HistoryPlot()
+    png = plot.render(state)
+    assert len(plot._families) == MAX_PANELS and len(png) < 60_000

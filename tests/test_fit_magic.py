@@ -34,7 +34,7 @@ def test_fit_returns_history_and_prints_one_line_per_epoch(digits, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "m: training epochs 1-3 on CPU · mixed precision off"
     assert [ln.split(" · ")[0] for ln in lines[1:4]] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
-    assert lines[-1].startswith("m: completed, 3 epochs")
+    assert lines[-1].startswith("m: completed, epoch 3 of 3")
     assert len(lines) == 5      # never a line per batch (7 batches per epoch here)
 
 
@@ -133,3 +133,49 @@ def test_steps_per_execution_seed_and_mixed_precision_smoke(digits, capsys):
         assert math.isfinite(h.history["loss"][0])
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_tf_data_dataset_needs_no_y(digits):
+    digits.run_cell("import tensorflow as tf\n"
+                    "ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)\n"
+                    "vds = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(64)").raise_error()
+    h = digits.run_line_magic("fit", "m ds -e 1 --val vds --quiet")
+    assert "val_loss" in h.history and h.params["steps"] == 7
+
+
+def test_out_of_memory_says_use_a_smaller_batch(digits, monkeypatch):
+    import keras
+    from nbkeras.errors import FitUsageError
+
+    def oom(self, *args, **kwargs):
+        raise RuntimeError("ResourceExhaustedError: OOM when allocating tensor with shape [256, 4096]")
+
+    monkeypatch.setattr(keras.Model, "fit", oom)
+    with pytest.raises(FitUsageError) as err:
+        digits.run_line_magic("fit", "m x y -e 1 -b 256 --quiet")
+    assert "out of memory with batch size 256" in str(err.value)
+    assert "-b 128" in str(err.value)
+
+
+def test_jit_smoke(digits):
+    m = digits.user_ns["m"]
+    h = digits.run_line_magic("fit", "m x[:64] y[:64] -e 1 -b 32 --jit --quiet")
+    assert math.isfinite(h.history["loss"][0])
+    assert not m.jit_compile     # restored after the run
+
+
+def test_a_model_built_without_input_still_trains(digits):
+    digits.run_cell("u = keras.Sequential([keras.layers.Dense(8, activation='relu'),"
+                    " keras.layers.Dense(10, activation='softmax')])\n"
+                    "u.compile('adam', 'sparse_categorical_crossentropy')").raise_error()
+    h = digits.run_line_magic("fit", "u x y -e 1 --quiet")
+    assert len(h.history["loss"]) == 1
+
+
+def test_early_stop_is_said_in_the_summary(digits, capsys):
+    # the step schedule sets the learning rate to 0 after epoch 1: val_loss stops improving
+    h = digits.run_line_magic("fit", "m x y -e 30 --val xv yv --early-stop 0 --lr-schedule step "
+                                     "--lr-step 1 --lr-decay 0 --quiet")
+    out = capsys.readouterr().out
+    assert len(h.epoch) == 2
+    assert "early stop at epoch 2 of 30 (best weights restored)" in out

@@ -57,7 +57,7 @@ def test_saved_notebook_keeps_a_small_static_record(tmp_path):
     # the size bound holds whatever the epochs and batches (60 epochs x 75 batches)
     assert _cell_bytes(fit) < 100_000
     assert _cell_bytes(nb.cells[5]) < 100_000
-    assert "64/64" in json.dumps(nb.cells[5]["outputs"])  # resumed: epochs 5-64 after 4
+    assert "completed, epoch 64 of 64" in json.dumps(nb.cells[5]["outputs"])  # resumed: epochs 5-64 after 4
 
     from nbconvert import HTMLExporter
     body, _ = HTMLExporter().from_filename(str(path))

@@ -1,7 +1,11 @@
 """The one Keras callback that feeds the view and the registry.
 
 Per batch it does almost nothing (a counter, a clock read, a finite-loss
-test) and hands the view a redraw at most once per `update_interval`;
+test) and hands the view a redraw at most once per `update_interval`.
+It is `async_safe`: Keras then runs batch ends on its worker threads, as it
+does for `model.fit(verbose=0)`, so the training thread pays nothing extra
+per batch (an exception raised there reaches the training thread at the
+next batch; `model.stop_training` is set as well).
 per epoch it copies the logs into the `RunState`, commits them to the
 registry and lets the view update. It also turns the two ways a run can
 end early into clean exits: an interrupt request (set by `run_fit`'s
@@ -11,6 +15,7 @@ SIGINT handler) and a NaN or infinite loss.
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import keras
@@ -45,9 +50,13 @@ class LiveCallback(keras.callbacks.Callback):
         >>> cb.on_epoch_end(0, {"loss": 0.5})
     """
 
+    async_safe = True  # batch ends may run on Keras' worker threads: see on_train_batch_end
+
     def __init__(self, state: RunState, view, registry=None, run_id=None,
                  update_interval: float = 0.2):
         super().__init__()
+        self.closed = False
+        self._draw_lock = threading.Lock()
         self.state = state
         self.view = view
         self.registry = registry
@@ -65,6 +74,7 @@ class LiveCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.stop_requested = False
+        self.closed = False
         self._next_draw = 0.0
         self._batch = 0
 
@@ -73,19 +83,29 @@ class LiveCallback(keras.callbacks.Callback):
         self._batch = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self._batch = batch + 1
+        # Thread-safe: several of Keras' workers may run this at once, in any order.
+        if self.closed:
+            return
         state = self.state
-        state.step = (batch + 1)
+        step = batch + 1
+        if step > state.step:
+            state.step = self._batch = step
         if logs:
             loss = logs.get("loss")
             if loss is not None and not math.isfinite(loss):
-                raise NonFiniteLoss(state.epoch, batch + 1, loss)
+                if self.model is not None:
+                    self.model.stop_training = True
+                raise NonFiniteLoss(state.epoch, step, loss)
         if self.stop_requested:
             raise StopRequested()
         now = time.perf_counter()
-        if now >= self._next_draw:
-            self._next_draw = now + self.update_interval
-            self.view.batch(state)
+        if now >= self._next_draw and self._draw_lock.acquire(blocking=False):
+            try:
+                if now >= self._next_draw:
+                    self._next_draw = now + self.update_interval
+                    self.view.batch(state)
+            finally:
+                self._draw_lock.release()
 
     def on_test_begin(self, logs=None):
         if self.stop_requested:  # validation after an interrupted epoch: skip it

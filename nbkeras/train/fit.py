@@ -52,6 +52,34 @@ class _SafeRegistry:
         return call
 
 
+class _EpochWriter:
+    """Commits `log_epoch` on a background thread, so a slow disk never slows
+    training; `end_run` first waits for the epochs still queued."""
+
+    def __init__(self, registry):
+        import queue
+        self._registry = registry
+        self._queue = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="nbkeras-registry", daemon=True)
+        self._thread.start()
+
+    def _work(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            self._registry.log_epoch(*item)
+
+    def log_epoch(self, run_id, epoch, metrics):
+        if run_id is not None:
+            self._queue.put((run_id, epoch, metrics))
+
+    def end_run(self, run_id, status, error=None):
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._registry.end_run(run_id, status, error=error)
+
+
 def _registry():
     try:
         from ..registry import get_registry
@@ -155,6 +183,8 @@ def run_fit(shell, args, magics):
         model=args.name, version_id=info.version_id, options=plan.options, device=state.device,
         backend=keras.backend.backend(), epochs_planned=plan.epochs,
         notebook=os.environ.get("JPY_SESSION_NAME"))
+    if run_id is not None:
+        registry = _EpochWriter(registry)
     live = LiveCallback(state, view, registry, run_id, update_interval=interval)
 
     status, message, error = "completed", "", None
@@ -174,7 +204,7 @@ def run_fit(shell, args, magics):
                           "so rebuild the model")
     except Exception as exc:
         status = "failed"
-        message = f"failed at epoch {state.epoch} of {plan.epochs}"
+        message = f"failed at epoch {max(state.epoch, plan.initial_epoch + 1)} of {plan.epochs}"
         if _is_oom(exc):
             bs = args.batch_size
             error = FitUsageError(f"out of memory with batch size {bs}: try a smaller "
@@ -182,6 +212,7 @@ def run_fit(shell, args, magics):
         else:
             error = exc
     finally:
+        live.closed = True  # batch ends still queued on Keras' workers: ignore them
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         if getattr(model, "_eval_epoch_iterator", None) is not None:
@@ -190,7 +221,10 @@ def run_fit(shell, args, magics):
 
     done = state.epochs_recorded() - before
     if status == "completed" and plan.initial_epoch + done < plan.epochs:
-        message = f"early stop at epoch {plan.initial_epoch + done} of {plan.epochs} (best weights restored)"
+        last = plan.initial_epoch + done
+        message = (f"early stop at epoch {last} of {plan.epochs} (best weights restored)"
+                   if args.early_stop is not None else
+                   f"ended at epoch {last} of {plan.epochs}: the data ran out")
     state.finish(status, message)
     try:
         view.finish(state)

@@ -270,10 +270,11 @@ def build_plan(shell, args, model, info) -> FitPlan:
     plan.step_size = _step_size(args, model, plan.steps)
 
     kw = plan.fit_kwargs
-    kw.update(epochs=plan.epochs, initial_epoch=plan.initial_epoch, verbose=0,
-              shuffle=not args.no_shuffle)
-    if not dataset:
-        kw["batch_size"] = args.batch_size
+    kw.update(epochs=plan.epochs, initial_epoch=plan.initial_epoch, verbose=0)
+    if dataset:  # a dataset batches and shuffles itself (Keras warns on shuffle=True)
+        kw["shuffle"] = False
+    else:
+        kw.update(batch_size=args.batch_size, shuffle=not args.no_shuffle)
     if y is not None:
         kw["y"] = y
     if val is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from .plots import HistoryPlot, PlotBudget
+from .plots import HistoryPlot, PlotBudget, PlotWorker, warm_up
 from .progress import RunState, fmt_duration
 from .record import header_html, metrics_table_html, show_record
 
@@ -36,8 +36,9 @@ class Panel:
         import ipywidgets as w
 
         self.update_interval = update_interval
-        self.plot = HistoryPlot()
+        self.plot = HistoryPlot.shared()
         self.budget = PlotBudget(plot_budget)
+        self.worker = PlotWorker(self.plot)
         self._png: Optional[bytes] = None
         self._png_epochs = -1
         self._last = 0.0
@@ -83,6 +84,7 @@ class Panel:
         from IPython.display import display
 
         self.state = state
+        warm_up()
         self.epoch_bar.max = max(state.epochs, 1)
         self.epoch_bar.value = state.initial_epoch
         if state.steps:
@@ -106,13 +108,18 @@ class Panel:
         if now - self._last >= self.update_interval:
             self._last = now
             self._draw(state)
+        self._take_plot()
+        if self.worker.busy():
+            return
         train_time = state.elapsed() - self.budget.spent
-        if self.budget.allows(train_time):
-            self._draw_plot(state)
+        if self.plot._fig is None or self.budget.allows(train_time):
+            self.worker.submit(state)   # the first render (the costly one) always, off-thread
 
     def finish(self, state: RunState) -> None:
         """Draw the final state, then leave the static record in place of the widgets."""
         self._draw(state)
+        self.worker.join()
+        self._take_plot()
         if self._png_epochs != state.epochs_recorded() or self._png is None:
             self._draw_plot(state, budget=False)
         show_record(state, self._png, self._handle)
@@ -157,12 +164,23 @@ class Panel:
         if state.history:
             self.table.value = metrics_table_html(state)
 
+    def _take_plot(self) -> None:
+        result = self.worker.take()
+        if result is None:
+            return
+        png, epochs, cost = result
+        self.budget.record(cost)
+        if png is not None:
+            self._show_png(png, epochs)
+
     def _draw_plot(self, state: RunState, budget: bool = True) -> None:
         png = self.plot.timed_render(state, self.budget if budget else None)
-        if png is None:
-            return
+        if png is not None:
+            self._show_png(png, state.epochs_recorded())
+
+    def _show_png(self, png: bytes, epochs: int) -> None:
         self._png = png
-        self._png_epochs = state.epochs_recorded()
+        self._png_epochs = epochs
         self.image.value = png
         if self.image.layout.display == "none":
             self.image.layout.display = None

@@ -11,13 +11,54 @@ always drawn. Imports no Keras.
 from __future__ import annotations
 
 import io
+import math
 import time
 from typing import Dict, List, Optional
 
-from .progress import RunState, family, is_plotted
+from .progress import RunState, is_plotted, lower_is_better
 
 TRAIN_COLOR = "#1f77b4"
 VAL_COLOR = "#ff7f0e"
+
+
+MAX_COLUMNS = 4
+MAX_PANELS = 8   # the first 8 metric families (loss first): the PNG stays small
+_WARM = []
+_SHARED: list = []
+
+
+def _nice(value: float, up: bool) -> float:
+    """`value` rounded up or down to two significant digits."""
+    if value == 0 or not math.isfinite(value):
+        return 0.0 if not math.isfinite(value) else value
+    step = 10 ** (math.floor(math.log10(abs(value))) - 1)
+    return (math.ceil if up else math.floor)(value / step) * step
+
+
+def warm_up() -> None:
+    """Import matplotlib and load its fonts on a background thread, once per
+    process, so the first redraw does not charge a second of imports to the
+    plot's budget (started when the panel appears, done before the first
+    epoch ends on all but the shortest runs)."""
+    if _WARM:
+        return
+    import threading
+
+    def work():
+        try:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+            from PIL import Image  # noqa: F401
+            fig = Figure(figsize=(1, 1), dpi=20)
+            FigureCanvasAgg(fig)
+            fig.add_subplot().set_title("x", fontsize=9)
+            fig.canvas.draw()
+        except Exception:
+            pass
+
+    thread = threading.Thread(target=work, name="nbkeras-plot-warm-up", daemon=True)
+    _WARM.append(thread)
+    thread.start()
 
 
 class PlotBudget:
@@ -48,8 +89,10 @@ class PlotBudget:
 class HistoryPlot:
     """Training and validation curves, one panel per metric family.
 
-    The figure and its lines are made once per set of metric families; each
-    `render` only changes line data and axis limits, then encodes a PNG.
+    The figure is made once per set of metric families. The axes (frame,
+    ticks, labels: the costly part) are drawn only when their limits must
+    change; otherwise the saved background is restored and only the curves
+    are drawn on it (blitting), then the pixels are encoded as a PNG.
 
     Args:
         width: inches per panel.
@@ -57,69 +100,132 @@ class HistoryPlot:
         dpi: resolution of the PNG (kept low: the PNG lives in the notebook).
     """
 
-    def __init__(self, width: float = 3.4, height: float = 2.4, dpi: int = 72):
+    def __init__(self, width: float = 3.4, height: float = 2.3, dpi: int = 72):
         self.width, self.height, self.dpi = width, height, dpi
         self._fig = None
         self._families: List[str] = []
+        self._has_val = False
         self._artists: Dict[str, dict] = {}
+        self._background = None
+        self._cache: Dict[tuple, object] = {}
+        self.full_draws = 0
 
-    def _build(self, families: List[str]) -> None:
+    @classmethod
+    def shared(cls) -> "HistoryPlot":
+        """The process-wide plot: its figure, ticks and drawn backgrounds are
+        reused by the next `%fit` (runs are sequential in a kernel)."""
+        if not _SHARED:
+            _SHARED.append(cls())
+        return _SHARED[0]
+
+    def _build(self, families: List[str], has_val: bool) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
+        from matplotlib.ticker import MaxNLocator
 
-        fig = Figure(figsize=(self.width * len(families), self.height), dpi=self.dpi)
+        cols = min(len(families), MAX_COLUMNS)
+        rows = math.ceil(len(families) / cols)
+        fig = Figure(figsize=(self.width * cols, self.height * rows), dpi=self.dpi)
         FigureCanvasAgg(fig)
         self._artists = {}
         for i, fam in enumerate(families):
-            ax = fig.add_subplot(1, len(families), i + 1)
+            ax = fig.add_subplot(rows, cols, i + 1)
             ax.set_title(fam, fontsize=9)
             ax.tick_params(labelsize=7)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
             ax.grid(True, alpha=0.3)
-            (train,) = ax.plot([], [], color=TRAIN_COLOR, lw=1.4, label="train")
-            (val,) = ax.plot([], [], color=VAL_COLOR, lw=1.4, label="val")
-            (best,) = ax.plot([], [], "o", color="#d62728", ms=5, label="best")
             ax.set_xlabel("epoch", fontsize=7)
-            self._artists[fam] = {"ax": ax, "train": train, "val": val, "best": best,
-                                  "legend": False}
-        fig.tight_layout(pad=0.6)
+            lines = {}
+            for key, style in (("train", dict(color=TRAIN_COLOR, lw=1.4)),
+                               ("val", dict(color=VAL_COLOR, lw=1.4)),
+                               ("best", dict(color="#d62728", marker="o", ms=5, ls=""))):
+                line = Line2D([], [], animated=True, **style)
+                ax.add_line(line)
+                lines[key] = line
+            self._artists[fam] = {"ax": ax, **lines}
+        if has_val:
+            first = self._artists[families[0]]["ax"]
+            first.legend([Line2D([], [], color=TRAIN_COLOR), Line2D([], [], color=VAL_COLOR),
+                          Line2D([], [], color="#d62728", marker="o", ls="")],
+                         ["train", "val", "best"], fontsize=7, frameon=False, loc="upper right")
+        # fixed margins: tight_layout would lay out every text twice per build
+        fig.subplots_adjust(left=0.45 / (self.width * cols), right=0.985,
+                            bottom=0.2 / rows, top=1 - 0.12 / rows,
+                            wspace=0.45 / self.width + 0.12, hspace=0.55)
         self._fig = fig
         self._families = families
+        self._has_val = has_val
+        self._background = None
+        self._cache = {}
+
+    @staticmethod
+    def _limits(fam: str, lo: float, hi: float):
+        """Round y limits with headroom, so later epochs rarely force a new
+        layout and a re-run finds its drawn axes in the cache: losses from 0,
+        bounded metrics (accuracy) up to 1."""
+        span = (hi - lo) or abs(hi) or 1.0
+        if lower_is_better(fam) and lo >= 0:
+            return 0.0, _nice(hi * 1.12, up=True) or 1.0
+        if 0 <= lo and hi <= 1:
+            return max(0.0, _nice(lo - 0.15 * span, up=False)), 1.02
+        return _nice(lo - 0.1 * span, up=False), _nice(hi + 0.1 * span, up=True)
 
     def render(self, state: RunState) -> Optional[bytes]:
         """Update the curves from `state` and return the PNG bytes (None: nothing to plot)."""
-        families = [f for f in state.metrics() if is_plotted(f)]
+        families = [f for f in state.metrics() if is_plotted(f)][:MAX_PANELS]
         if not families or state.epochs_recorded() == 0:
             return None
-        if self._fig is None or families != self._families:
-            self._build(families)
+        has_val = any(k.startswith("val_") for k in state.history)
+        if self._fig is None or (families, has_val) != (self._families, self._has_val):
+            self._build(families, has_val)
+        n = state.epochs_recorded()
+        xlim = (0.5, max(state.epochs, n, 2) + 0.5)
+        relayout = self._background is None
         for fam in families:
             art = self._artists[fam]
-            ax = art["ax"]
             lows, highs = [], []
-            has_val = False
+            fam_val = False
             for key, line in ((fam, art["train"]), ("val_" + fam, art["val"])):
                 values = state.history.get(key) or []
-                xs = list(range(1, len(values) + 1))
-                line.set_data(xs, values)
+                line.set_data(range(1, len(values) + 1), values)
                 finite = [v for v in values if v == v and abs(v) != float("inf")]
                 if finite:
                     lows.append(min(finite))
                     highs.append(max(finite))
-                has_val = has_val or (key.startswith("val_") and bool(values))
-            value, epoch = state.best("val_" + fam if has_val else fam)
+                    fam_val = fam_val or key.startswith("val_")
+            value, epoch = state.best("val_" + fam if fam_val else fam)
             art["best"].set_data([epoch] if epoch else [], [value] if epoch else [])
-            n = max(state.epochs_recorded(), 2)
-            ax.set_xlim(0.8, n + 0.2)
-            if lows:
-                lo, hi = min(lows), max(highs)
-                pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 0.05
-                ax.set_ylim(lo - pad, hi + pad)
-            if has_val and not art["legend"]:
-                ax.legend(fontsize=7, loc="best", frameon=False)
-                art["legend"] = True
-        buf = io.BytesIO()
-        self._fig.savefig(buf, format="png", dpi=self.dpi)
-        return buf.getvalue()
+            art["range"] = (min(lows), max(highs)) if lows else None
+            y0, y1 = art["ax"].get_ylim()
+            if art["range"] and (art["range"][0] < y0 or art["range"][1] > y1):
+                relayout = True
+            if tuple(art["ax"].get_xlim()) != xlim:
+                relayout = True
+        canvas = self._fig.canvas
+        if relayout:
+            limits = []
+            for fam in families:
+                art = self._artists[fam]
+                art["ax"].set_xlim(*xlim)
+                if art["range"]:
+                    art["ax"].set_ylim(*self._limits(fam, *art["range"]))
+                limits.append(tuple(art["ax"].get_ylim()))
+            key = (xlim, tuple(limits))
+            self._background = self._cache.get(key)
+            if self._background is None:  # draw the axes without the curves, keep the pixels
+                canvas.draw()
+                self.full_draws += 1
+                if len(self._cache) >= 8:
+                    self._cache.pop(next(iter(self._cache)))
+                self._background = self._cache[key] = canvas.copy_from_bbox(self._fig.bbox)
+        canvas.restore_region(self._background)
+        for fam in families:
+            art = self._artists[fam]
+            for key in ("train", "val", "best"):
+                art["ax"].draw_artist(art[key])
+        return _png(canvas)
 
     def timed_render(self, state: RunState, budget: Optional[PlotBudget] = None):
         """`render`, recording its cost in `budget`. Returns the PNG bytes or None."""
@@ -128,6 +234,64 @@ class HistoryPlot:
         if budget is not None and png is not None:
             budget.record(time.perf_counter() - t)
         return png
+
+
+class PlotWorker:
+    """Renders the plot on a background thread, one render at a time.
+
+    The first render (building the figure and drawing its axes) is the costly
+    one; off the training thread it overlaps with training. The view hands it
+    a snapshot of the history at an epoch end and picks up the PNG at a later
+    one; `join` waits for the render in flight.
+    """
+
+    def __init__(self, plot: HistoryPlot):
+        import threading
+        self.plot = plot
+        self._lock = threading.Lock()
+        self._thread = None
+        self._result = None
+
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def submit(self, state: RunState) -> None:
+        import threading
+        snap = RunState(name=state.name, epochs=state.epochs,
+                        history={k: list(v) for k, v in state.history.items()})
+
+        def work():
+            t = time.perf_counter()
+            try:
+                png = self.plot.render(snap)
+            except Exception:  # a plot must never break training
+                png = None
+            with self._lock:
+                self._result = (png, snap.epochs_recorded(), time.perf_counter() - t)
+
+        self._thread = threading.Thread(target=work, name="nbkeras-plot", daemon=True)
+        self._thread.start()
+
+    def take(self):
+        """(png, epochs drawn, seconds) of a finished render, or None."""
+        with self._lock:
+            result, self._result = self._result, None
+        return result
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+
+def _png(canvas) -> bytes:
+    """Encode the canvas pixels (fast zlib level: the plot is mostly flat colour)."""
+    from PIL import Image
+
+    width, height = canvas.get_width_height(physical=True)
+    image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="png", compress_level=3)
+    return buf.getvalue()
 
 
 def history_figure_png(history: Dict[str, List[float]], name: str = "model") -> Optional[bytes]:

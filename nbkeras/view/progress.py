@@ -193,4 +193,4 @@ class RunState:
             return f"epoch {self.epoch} of {self.epochs}"
         if self.message:
             return self.message
-        return f"{self.status}, {self.epochs_recorded()} epochs"
+        return f"{self.status}, epoch {self.epochs_recorded()} of {self.epochs}"
