@@ -13,6 +13,7 @@ from traitlets import Enum, Float
 from traitlets.config import Configurable
 
 from .backend import import_keras
+from .echo import without_echo
 from .lineargs import split_line
 
 
@@ -92,7 +93,7 @@ class NbkerasMagics(Magics, Configurable):
         import_keras()
         from .train.fit import run_fit
         args = self._parse(self.fit, line)
-        return run_fit(self.shell, args, self)
+        return without_echo(self.shell, run_fit(self.shell, args, self))
 
     @magic_arguments()
     @argument("name")
