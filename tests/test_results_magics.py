@@ -446,3 +446,25 @@ def test_a_failed_export_leaves_the_previous_file_whole(ns, run, tmp_path, monke
         run(f"%export m {path}")
     assert path.read_text() == "the previous export"
     assert os.listdir(tmp_path) == ["m.keras"]
+
+
+def test_evaluate_multi_output_reports_each_output(run, ip):
+    # two heads: the class head gets per-class figures, the value head RMSE/MAE/R²
+    import numpy as np
+    rng = np.random.default_rng(0)
+    ip.user_ns.update(img=rng.random((60, 4, 4, 1)).astype("float32"),
+                      meta=rng.random((60, 3)).astype("float32"),
+                      digit=rng.integers(0, 3, 60), ink=rng.random(60).astype("float32"))
+    run("%%model two --seed 0\nimg = input 4x4x1\nmeta = input 3\nx = flatten (img)\n"
+        "y = concat (x, meta)\ndigit = dense 3 softmax (y)\nvalue = dense 1 (y)\n"
+        "outputs digit, value\nloss digit=sparse_categorical_crossentropy value=mse\n"
+        "metrics digit=accuracy value=mae")
+    r = run("%evaluate two [img, meta] {'digit': digit, 'value': ink} --no-plots")
+    pred_digit, pred_value = ip.user_ns["two"].predict([ip.user_ns["img"], ip.user_ns["meta"]],
+                                                      verbose=0)
+    assert set(r.outputs) == {"digit", "value"}
+    assert r["digit_macro_f1"] == pytest.approx(
+        skm.f1_score(ip.user_ns["digit"], pred_digit.argmax(-1), average="macro",
+                     zero_division=0), abs=1e-6)
+    assert r["value_r2"] == pytest.approx(skm.r2_score(ip.user_ns["ink"], pred_value), rel=1e-5)
+    assert "digit_accuracy" in r and "loss" in r

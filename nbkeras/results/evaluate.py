@@ -33,6 +33,8 @@ class Evaluation(dict):
     confusion: Any = None
     figure: Any = None
     kind: str = ""
+    outputs: Optional[Dict[str, "Evaluation"]] = None
+    output: str = ""
 
 
 def short_keras_error(e: Exception) -> str:
@@ -85,12 +87,62 @@ def run_evaluate(shell, args) -> Evaluation:
             _multilabel(result, np.asarray(y), pred, args)
         else:
             _classification(result, y_true, pred)
+    else:
+        result.outputs = _per_output(model, x, y, args)
+        for sub in result.outputs.values():
+            result.update({f"{sub.output}_{k}": v for k, v in sub.items()
+                           if f"{sub.output}_{k}" not in result})
     _show(result, args)
+    for sub in (result.outputs or {}).values():
+        _show(sub, args)
     info = get_info(model, args.name)
     run_id = info.run_ids[-1] if info.run_ids else None
     get_registry().add_evaluation(run_id=run_id, model=info.name or args.name,
                                   metrics=dict(result))
     return result
+
+
+def _output_kind(layer, loss) -> str:
+    """Like `output_kind`, for one output of a multi-output model."""
+    act = getattr(getattr(layer, "activation", None), "__name__", "") or ""
+    if "softmax" in act.lower():
+        return "softmax"
+    if "sigmoid" in act.lower():
+        return "sigmoid"
+    if "crossentropy" in str(loss).lower():
+        return "logits"
+    return "regression"
+
+
+def _per_output(model, x, y, args) -> Dict[str, Evaluation]:
+    """Per-class or regression figures for each output of a multi-output model."""
+    import numpy as np
+    names = list(model.output_names)
+    preds = model.predict(x, batch_size=args.batch_size, verbose=0)
+    if isinstance(preds, dict):
+        preds = [preds[n] for n in names]
+    losses = model.loss if isinstance(model.loss, (dict, list, tuple)) else [model.loss] * len(names)
+    out: Dict[str, Evaluation] = {}
+    for i, name in enumerate(names):
+        target = y.get(name) if isinstance(y, dict) else (y[i] if isinstance(y, (list, tuple)) else None)
+        if target is None:
+            continue
+        loss = losses.get(name, "") if isinstance(losses, dict) else losses[i]
+        sub = Evaluation()
+        sub.kind = _output_kind(model.get_layer(name), getattr(loss, "name", loss))
+        sub.output = name
+        pred = np.asarray(preds[i])
+        target = np.asarray(target)
+        units = pred.shape[-1] if pred.ndim > 1 else 1
+        expr = f"{args.y}[{name!r}]"
+        if sub.kind == "regression":
+            sub.update(M.regression_metrics(target, pred))
+        elif sub.kind == "sigmoid" and units > 1:
+            _multilabel(sub, target, pred, args)
+        else:
+            _classification(sub, _true_classes(target, max(units, 2), units, expr), pred)
+        out[name] = sub
+    return out
 
 
 def _loss_name(model) -> str:
@@ -192,9 +244,12 @@ def _compiled_line(result: Evaluation) -> str:
 
 def _show(result: Evaluation, args) -> None:
     from IPython.display import display
+    title = f"{args.name} on {args.x}" + (f": output {result.output}" if result.output else "")
     if result.per_class is None:
-        rows = [[k, fmt(v)] for k, v in result.items()]
-        display(Table(["metric", "value"], rows, title=f"{args.name} on {args.x}"))
+        rows = [[k, fmt(v)] for k, v in result.items() if not result.outputs
+                or not any(k.startswith(f"{o}_") and k[len(o) + 1:] in sub
+                           for o, sub in result.outputs.items())]
+        display(Table(["metric", "value"], rows, title=title))
         return
     if result.per_class is not None:
         rows = [[r["class"], fmt(r["precision"], 3), fmt(r["recall"], 3), fmt(r["f1"], 3),
@@ -207,9 +262,10 @@ def _show(result: Evaluation, args) -> None:
         if "roc_auc" in result:
             note += f" · ROC AUC {fmt(result['roc_auc'])}"
         display(Table(["class", "precision", "recall", "f1", "support"], rows,
-                      title=f"{args.name} on {args.x}", note=note))
+                      title=title, note=note))
         if result.confusion is not None and not args.no_plots:
-            result.figure = _plot_confusion(result.confusion, args.name)
+            result.figure = _plot_confusion(
+                result.confusion, f"{args.name}.{result.output}" if result.output else args.name)
 
 
 def _plot_confusion(cm, name: str):
