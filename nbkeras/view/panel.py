@@ -5,7 +5,10 @@ with the same traits in ipywidgets 7.7 and 8, so the panel renders in
 JupyterLab, Notebook 7, VS Code and Colab without a custom frontend.
 The widget tree is built once; afterwards only `.value` changes, and at
 most once per `update_interval` seconds, so the panel never slows
-training. The plot redraws under `PlotBudget`. When the run ends the panel
+training (each `.value` change is one comm message, sent from the training
+thread: on TensorFlow Keras runs batch ends there). The header, whose only
+per-batch change is the elapsed time, is redrawn at most once a second.
+The plot redraws under `PlotBudget`. When the run ends the panel
 is replaced by the static record (`nbkeras.view.record`) and its widgets
 are closed, so the saved notebook keeps HTML and one PNG, not widget state.
 Imports no Keras.
@@ -19,6 +22,8 @@ from typing import Optional
 from .plots import HistoryPlot, PlotBudget, PlotWorker, warm_up
 from .progress import RunState, fmt_duration
 from .record import header_html, metrics_table_html, show_record
+
+HEADER_INTERVAL = 1.0  # least seconds between two header redraws during an epoch
 
 
 class Panel:
@@ -42,6 +47,7 @@ class Panel:
         self._png: Optional[bytes] = None
         self._png_epochs = -1
         self._last = 0.0
+        self._header_at = 0.0
         self._handle = None
         self.state: Optional[RunState] = None
 
@@ -101,7 +107,9 @@ class Panel:
             return
         self._last = now
         self._draw_batch(state)
-        self.header.value = header_html(state)
+        if now - self._header_at >= HEADER_INTERVAL:  # elapsed time: whole seconds suffice
+            self._header_at = now
+            self.header.value = header_html(state)
 
     def epoch(self, state: RunState) -> None:
         now = time.perf_counter()
