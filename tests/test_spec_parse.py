@@ -10,19 +10,9 @@ from nbkeras import SpecError
 from nbkeras.spec.nodes import InputStmt, LayerStmt, ModelSpec
 from nbkeras.spec.parse import parse, parse_shape
 
-TWO_HEADS = """\
-img = input 8x8x1
-meta = input 4
-x = conv2d 8 3 relu same (img)
-x = flatten
-y = concat (x, meta)
-digit = dense 10 softmax (y)
-value = dense 1 (y)
-outputs digit, value
-loss digit=sparse_categorical_crossentropy value=mse
-loss_weights digit=1.0 value=0.5
-metrics digit=accuracy value=mae
-"""
+from spec_examples import EXAMPLES
+
+TWO_HEADS = EXAMPLES["two_heads"][0]
 
 
 def values(spec, index=-1):
