@@ -25,6 +25,8 @@ WRITER = textwrap.dedent("""
     while time.time() < end:
         reg.log_epoch(run_id, epoch, {"loss": 1.0 / (epoch + 1), "val_accuracy": epoch / 1e4})
         epoch += 1
+        time.sleep(0.002)  # an epoch of (very fast) training; without it SQLite's
+        # busy handler can let one tight-looping writer starve the other
     reg.end_run(run_id, "completed")
     print(epoch, flush=True)
 """)
