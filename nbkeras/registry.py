@@ -149,6 +149,22 @@ class Registry(RegistryReaders):
                 db.execute("ROLLBACK")
             raise
 
+    def _transaction_retrying(self, fn, attempts: int = 6):
+        """`_transaction`, retried when SQLite reports a lock without waiting.
+
+        Some lock conflicts (a WAL snapshot or recovery race between two
+        processes opening the file at once) come back as "database is locked"
+        at once, bypassing the busy timeout; seen in CI as a run that was
+        never recorded. They clear within milliseconds.
+        """
+        for attempt in range(attempts):
+            try:
+                return self._transaction(self._conn(), fn)
+            except sqlite3.OperationalError as e:
+                if not _is_lock_error(e) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+
     def _write(self, fn: Callable[[sqlite3.Connection, int], Any], default=None,
                last_try: bool = False):
         """Run `fn(db, seq)` as one transaction; on failure warn once and stop recording.
@@ -166,9 +182,9 @@ class Registry(RegistryReaders):
                         pass
                 return default
             try:
-                return self._transaction(self._conn(), fn)
+                return self._transaction_retrying(fn)
             except sqlite3.OperationalError as e:
-                if "locked" in str(e) or "busy" in str(e):
+                if _is_lock_error(e):
                     warn_once(f"a write was skipped: {e} ({self.path})", prefix="nbkeras: ")
                     return default
                 self.broken = f"{e} ({self.path})"
@@ -340,6 +356,22 @@ _CACHE: Dict[str, Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def _is_lock_error(e: Exception) -> bool:
+    return "locked" in str(e) or "busy" in str(e)
+
+
+def _open_retrying(home, attempts: int = 6) -> "Registry":
+    """`Registry(home)`, retried when another process opening the same new
+    file at the same moment holds a lock that SQLite reports without waiting."""
+    for attempt in range(attempts):
+        try:
+            return Registry(home)
+        except sqlite3.OperationalError as e:
+            if not _is_lock_error(e) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 def get_registry(home=None) -> "Registry | NullRegistry":
     """The registry of `home` (default `default_home()`), cached per folder.
 
@@ -358,7 +390,7 @@ def get_registry(home=None) -> "Registry | NullRegistry":
         if reg is not None and not (isinstance(reg, Registry) and reg.broken == "closed"):
             return reg
         try:
-            reg = Registry(home)
+            reg = _open_retrying(home)
         except Exception as e:  # noqa: BLE001
             reason = f"{e} ({pathlib.Path(home) / DB_NAME})"
             warn_once(reason)

@@ -373,3 +373,24 @@ def test_an_empty_file_is_a_version_0_registry(nbkeras_home):
     assert reg.schema_version() == R.SCHEMA_VERSION
     run_id = _run(reg, epochs=[{"loss": 1.0}], status="completed")
     assert reg.run(run_id)["epochs"] == 1
+
+
+def test_a_lock_reported_without_waiting_is_retried(nbkeras_home, monkeypatch):
+    # CI: a writer's start_run came back None ("database is locked" at once,
+    # bypassing the busy timeout) and its whole run went unrecorded
+    import sqlite3
+    from nbkeras.registry import Registry, get_registry
+    reg = get_registry()
+    real = Registry._transaction
+    failures = iter([True, True])
+
+    def flaky(db, fn):
+        if next(failures, False):
+            raise sqlite3.OperationalError("database is locked")
+        return real(db, fn)
+
+    monkeypatch.setattr(Registry, "_transaction", staticmethod(flaky))
+    run_id = reg.start_run(model="m", version_id=None, options={}, device="cpu",
+                           backend="tensorflow", epochs_planned=1)
+    assert isinstance(run_id, int)
+    assert reg.run(run_id)["model"] == "m"
