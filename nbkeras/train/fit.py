@@ -14,42 +14,9 @@ import math
 import os
 import signal
 import threading
-import warnings
 
 from ..errors import DataError, FitUsageError, did_you_mean
 from ..state import get_info
-
-
-class _NullRegistry:
-    def start_run(self, **kwargs):
-        return None
-
-    def log_epoch(self, *args, **kwargs):
-        pass
-
-    def end_run(self, *args, **kwargs):
-        pass
-
-
-class _SafeRegistry:
-    """Calls the registry, never letting it break training (warns once)."""
-
-    def __init__(self, registry):
-        self._registry = registry
-        self._warned = False
-
-    def __getattr__(self, name):
-        method = getattr(self._registry, name)
-
-        def call(*args, **kwargs):
-            try:
-                return method(*args, **kwargs)
-            except Exception as exc:  # the registry promises not to raise; be sure
-                if not self._warned:
-                    self._warned = True
-                    warnings.warn(f"nbkeras: runs are not being recorded: {exc}", stacklevel=2)
-                return None
-        return call
 
 
 class _EpochWriter:
@@ -78,14 +45,6 @@ class _EpochWriter:
         self._queue.put(None)
         self._thread.join(timeout=30)
         self._registry.end_run(run_id, status, error=error)
-
-
-def _registry():
-    try:
-        from ..registry import get_registry
-        return _SafeRegistry(get_registry())
-    except Exception:
-        return _SafeRegistry(_NullRegistry())
 
 
 def find_model(shell, name: str):
@@ -178,7 +137,8 @@ def run_fit(shell, args, magics):
     before = state.epochs_recorded()
     view = choose_view(shell, magics.display_mode, text=args.text, quiet=args.quiet,
                        update_interval=interval, plot_budget=magics.plot_budget)
-    registry = _registry()
+    from ..registry import get_registry
+    registry = get_registry()  # never raises; degrades to a no-op with one warning
     run_id = registry.start_run(
         model=args.name, version_id=info.version_id, options=plan.options, device=state.device,
         backend=keras.backend.backend(), epochs_planned=plan.epochs,
