@@ -16,7 +16,13 @@ in a rotating order, repeated, after one warm-up round; the weights are
 reset before every cell, and the compiled train function is shared, so
 the ratios compare the progress displays only. Ratios are medians of the
 per-round ratios against the baseline of the same round (side by side).
-Also reported: the bytes each cell leaves in the saved notebook.
+Also reported: the bytes each cell leaves in the saved notebook, and
+nbkeras' own time in each `%fit` cell: the cell's time outside `model.fit`
+(checks, registry, panel, record) plus the time spent inside `model.fit` in
+nbkeras' callback and in the plot's renders (on its own thread, counted in
+full although it overlaps training). On this 2-core VM two identical
+`model.fit` calls differ by up to 15-20%, so a 3% effect does not show in
+wall-time ratios of a few rounds; the own time does not drown in that noise.
 
 Usage:
     python benchmarks/bench_fit.py            # full: 5 rounds (several minutes)
@@ -56,6 +62,24 @@ m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 m.fit(x[:{batch} * 4], y[:{batch} * 4], batch_size={batch}, epochs=1, verbose=0)  # trace once
 w0 = m.get_weights()
 _CPU = []
+_OWN = []
+import functools as _ft
+import nbkeras.train.callback as _nbcb, nbkeras.view.plots as _nbpl
+_T = {{"fit": 0.0, "inside": 0.0}}
+def _timed(owner, attr, slot):
+    f = getattr(owner, attr)
+    @_ft.wraps(f)
+    def g(*a, **k):
+        t = time.perf_counter()
+        try:
+            return f(*a, **k)
+        finally:
+            _T[slot] += time.perf_counter() - t
+    setattr(owner, attr, g)
+for _a in ("on_train_begin", "on_epoch_begin", "on_train_batch_end", "on_test_begin", "on_epoch_end"):
+    _timed(_nbcb.LiveCallback, _a, "inside")
+_timed(_nbpl.HistoryPlot, "render", "inside")
+_timed(keras.Model, "fit", "fit")
 """
 
 DATA = {
@@ -102,9 +126,11 @@ def run_workload(name: str, n: int, epochs: int, batch: int, rounds: int) -> dic
             cells.append("m.set_weights(w0)")
             fit = FIT[method].format(epochs=epochs, batch=batch)
             fit = WRAP.get(method, "{fit};").format(fit=fit)
-            cells.append(f"_c0 = time.process_time()\n{fit}\n_CPU.append(time.process_time() - _c0)")
+            cells.append(f"_T.update(fit=0.0, inside=0.0); _w0 = time.perf_counter()\n"
+                         f"_c0 = time.process_time()\n{fit}\n_CPU.append(time.process_time() - _c0)\n"
+                         "_OWN.append(time.perf_counter() - _w0 - _T['fit'] + _T['inside'])")
             plan.append((r, method, len(cells) - 1))
-    cells.append("import json; print(json.dumps(_CPU))")
+    cells.append("import json; print(json.dumps([_CPU, _OWN]))")
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     with tempfile.TemporaryDirectory() as home:
         env_home = os.environ.get("NBKERAS_HOME")
@@ -117,13 +143,14 @@ def run_workload(name: str, n: int, epochs: int, batch: int, rounds: int) -> dic
                 os.environ.pop("NBKERAS_HOME", None)
             else:
                 os.environ["NBKERAS_HOME"] = env_home
-    cpu_all = json.loads(nb.cells[-1].outputs[0]["text"])
+    cpu_all, own_all = json.loads(nb.cells[-1].outputs[0]["text"])
     cpu = {m: [] for m in METHODS}
     times = {m: [] for m in METHODS}
     sizes = {m: [] for m in METHODS}
     ratios = {m: [] for m in METHODS}
     cpu_ratios = {m: [] for m in METHODS}
-    for (r, method, index), cpu_seconds in zip(plan, cpu_all):
+    own_share = []
+    for (r, method, index), cpu_seconds, own in zip(plan, cpu_all, own_all):
         cell = nb.cells[index]
         errors = [o for o in cell.outputs if o.get("output_type") == "error"]
         if errors:
@@ -132,6 +159,8 @@ def run_workload(name: str, n: int, epochs: int, batch: int, rounds: int) -> dic
             continue  # warm-up round
         times[method].append(_seconds(cell))
         cpu[method].append(cpu_seconds)
+        if method == "nbkeras":
+            own_share.append(own / times[method][-1])
         sizes[method].append(len(json.dumps(cell.outputs).encode()))
     for i in range(rounds):
         base = times["baseline"][i]
@@ -145,6 +174,8 @@ def run_workload(name: str, n: int, epochs: int, batch: int, rounds: int) -> dic
         "median_cpu_ratio": {m: statistics.median(cpu_ratios[m]) for m in METHODS},
         "ratios": ratios, "seconds": times, "cpu_seconds": cpu, "cpu_ratios": cpu_ratios,
         "output_bytes": {m: max(sizes[m]) for m in METHODS},
+        "nbkeras_own_share": {"median": statistics.median(own_share), "max": max(own_share),
+                              "per_round": own_share},
     }
 
 
@@ -159,6 +190,9 @@ def table(results: list) -> str:
             lines.append(f"  {m:<16}{res['median_seconds'][m]:>9.2f}"
                          f"{res['median_ratio'][m]:>8.3f}{res['median_cpu_ratio'][m]:>11.3f}"
                          f"{res['output_bytes'][m]:>14,}")
+        own = res["nbkeras_own_share"]
+        lines.append(f"  nbkeras' own time: {own['median']:.1%} of the %fit cell "
+                     f"(max {own['max']:.1%} over the rounds)")
     return "\n".join(lines)
 
 

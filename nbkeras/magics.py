@@ -28,7 +28,7 @@ class NbkerasMagics(Magics, Configurable):
         0.2, config=True,
         help="Least time in seconds between two redraws of the live panel.")
     plot_budget = Float(
-        0.02, config=True,
+        0.01, config=True,
         help="Largest share of training time the history plot may spend redrawing.")
     display_mode = Enum(
         ["auto", "widget", "text"], "auto", config=True,

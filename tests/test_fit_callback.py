@@ -312,3 +312,34 @@ def test_many_metric_families_are_capped_in_a_grid():
     plot = HistoryPlot()
     png = plot.render(state)
     assert len(plot._families) == MAX_PANELS and len(png) < 60_000
+
+
+def test_plot_redraws_in_line_within_its_budget_and_always_at_the_end(monkeypatch):
+    # A render on a second thread fought the training thread for the GIL and
+    # cost more than its own time: the panel now draws in line, or not at all.
+    import threading
+
+    from nbkeras.view import plots
+    from nbkeras.view.panel import Panel
+    monkeypatch.setattr("IPython.display.display", lambda obj, display_id=None: None)
+    renders = []
+    real = plots.HistoryPlot.render
+    monkeypatch.setattr(plots.HistoryPlot, "render",
+                        lambda self, state: renders.append(threading.current_thread()) or
+                        real(self, state))
+    p = Panel(update_interval=0.0, plot_budget=0.0)   # no time at all for the plot while training
+    state = RunState(name="m", epochs=5, steps=1)
+    p.start(state)
+    for thread in plots._WARM:
+        thread.join()
+    threads = threading.active_count()
+    for e in range(5):
+        state.begin_epoch(e)
+        state.end_epoch({"loss": 1.0 / (e + 1)})
+        p.epoch(state)
+        assert threading.active_count() == threads
+    assert renders == []
+    state.finish("completed", "completed")
+    p.finish(state)
+    assert renders == [threading.current_thread()]   # the final state, drawn once
+    assert p._png.startswith(b"\x89PNG")

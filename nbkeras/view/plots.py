@@ -4,7 +4,7 @@ A matplotlib redraw costs tens of milliseconds on a small CPU, which is
 more than a short epoch. So `HistoryPlot` keeps one figure (no pyplot, no
 inline backend: a bare Agg canvas), updates its lines in place, and
 `PlotBudget` allows a redraw only while the time spent drawing stays under
-a share (`plot_budget`, 2%) of the time spent training. The final state is
+a share (`plot_budget`, 1%) of the time spent training. The final state is
 always drawn. Imports no Keras.
 """
 
@@ -66,11 +66,11 @@ class PlotBudget:
 
     Args:
         share: the largest fraction of the elapsed training time that drawing
-            may take. Defaults to `0.02`.
+            may take. Defaults to `0.01`.
         first_cost: guessed cost of a draw before one has been measured.
     """
 
-    def __init__(self, share: float = 0.02, first_cost: float = 0.05):
+    def __init__(self, share: float = 0.01, first_cost: float = 0.05):
         self.share = share
         self.spent = 0.0
         self.last_cost = first_cost
@@ -234,53 +234,6 @@ class HistoryPlot:
         if budget is not None and png is not None:
             budget.record(time.perf_counter() - t)
         return png
-
-
-class PlotWorker:
-    """Renders the plot on a background thread, one render at a time.
-
-    The first render (building the figure and drawing its axes) is the costly
-    one; off the training thread it overlaps with training. The view hands it
-    a snapshot of the history at an epoch end and picks up the PNG at a later
-    one; `join` waits for the render in flight.
-    """
-
-    def __init__(self, plot: HistoryPlot):
-        import threading
-        self.plot = plot
-        self._lock = threading.Lock()
-        self._thread = None
-        self._result = None
-
-    def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def submit(self, state: RunState) -> None:
-        import threading
-        snap = RunState(name=state.name, epochs=state.epochs,
-                        history={k: list(v) for k, v in state.history.items()})
-
-        def work():
-            t = time.perf_counter()
-            try:
-                png = self.plot.render(snap)
-            except Exception:  # a plot must never break training
-                png = None
-            with self._lock:
-                self._result = (png, snap.epochs_recorded(), time.perf_counter() - t)
-
-        self._thread = threading.Thread(target=work, name="nbkeras-plot", daemon=True)
-        self._thread.start()
-
-    def take(self):
-        """(png, epochs drawn, seconds) of a finished render, or None."""
-        with self._lock:
-            result, self._result = self._result, None
-        return result
-
-    def join(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
 
 
 def _png(canvas) -> bytes:

@@ -84,7 +84,7 @@ def has_widget_frontend(shell) -> bool:
 
 
 def choose_view(shell, mode: str = "auto", text: bool = False, quiet: bool = False,
-                update_interval: float = 0.2, plot_budget: float = 0.02):
+                update_interval: float = 0.2, plot_budget: float = 0.01):
     """The view for one run: `QuietView`, `TextView` or the widget `Panel`.
 
     Args:
