@@ -18,11 +18,11 @@ the ratios compare the progress displays only. Ratios are medians of the
 per-round ratios against the baseline of the same round (side by side).
 Also reported: the bytes each cell leaves in the saved notebook, and
 nbkeras' own time in each `%fit` cell: the cell's time outside `model.fit`
-(checks, registry, panel, record) plus the time spent inside `model.fit` in
-nbkeras' callback and in the plot's renders (on its own thread, counted in
-full although it overlaps training). On this 2-core VM two identical
-`model.fit` calls differ by up to 15-20%, so a 3% effect does not show in
-wall-time ratios of a few rounds; the own time does not drown in that noise.
+(checks, registry, panel, final record) plus the time spent inside
+`model.fit` in nbkeras' callback (the plot renders in line there). On this
+2-core VM two identical `model.fit` calls differ by up to 15-20%, so a 3%
+effect does not show in wall-time ratios of a few rounds; the own time does
+not drown in that noise.
 
 Usage:
     python benchmarks/bench_fit.py            # full: 5 rounds (several minutes)
@@ -64,7 +64,7 @@ w0 = m.get_weights()
 _CPU = []
 _OWN = []
 import functools as _ft
-import nbkeras.train.callback as _nbcb, nbkeras.view.plots as _nbpl
+import nbkeras.train.callback as _nbcb
 _T = {{"fit": 0.0, "inside": 0.0}}
 def _timed(owner, attr, slot):
     f = getattr(owner, attr)
@@ -78,7 +78,6 @@ def _timed(owner, attr, slot):
     setattr(owner, attr, g)
 for _a in ("on_train_begin", "on_epoch_begin", "on_train_batch_end", "on_test_begin", "on_epoch_end"):
     _timed(_nbcb.LiveCallback, _a, "inside")
-_timed(_nbpl.HistoryPlot, "render", "inside")
 _timed(keras.Model, "fit", "fit")
 """
 
