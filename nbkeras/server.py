@@ -10,11 +10,17 @@ Routes (under the server's base URL):
 - ``GET /nbkeras/api/runs[?since=CURSOR][&model=NAME][&limit=N]``:
   ``{"runs": [...], "cursor": N}``, newest first; with ``since`` only the runs
   that changed after that cursor value, so polling costs next to nothing.
+  Each run carries ``"directions": {metric: "min" | "max"}`` for every score
+  in its ``last`` and ``best``, so the sidebar keeps no list of its own.
 - ``GET /nbkeras/api/runs/<id>``: one run with its per-epoch history,
   options, evaluations and the spec text of its model version.
 
 Errors are JSON ``{"code": status, "message": text}``: 403 without a valid
 token, 400 for a malformed parameter, 404 for an unknown run or route.
+
+Reads never write. The server's one write is on a timer: every
+`MARK_INTERRUPTED_EVERY_S` seconds it records the runs of dead kernels as
+interrupted (`Registry.mark_interrupted`), off the event loop.
 """
 
 from __future__ import annotations
@@ -24,12 +30,14 @@ import json
 from typing import Any, Optional
 
 import tornado.web
+from tornado.ioloop import PeriodicCallback
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from .registry import get_registry
 
 NAMESPACE = ("nbkeras", "api")
+MARK_INTERRUPTED_EVERY_S = 30.0
 
 
 class BaseHandler(APIHandler):
@@ -132,9 +140,67 @@ def setup_handlers(web_app: tornado.web.Application) -> None:
     ])
 
 
+class InterruptedMarker:
+    """Every `every_s` seconds, records the runs of dead kernels as
+    interrupted (`Registry.mark_interrupted`), in a worker thread: SQLite may
+    wait up to its busy timeout for a kernel's write lock.
+
+    Until a tick records it, a read already reports such a run as
+    interrupted; the tick makes it permanent and changes its `seq`.
+    """
+
+    def __init__(self, every_s: float = MARK_INTERRUPTED_EVERY_S, log=None):
+        self.log = log
+        self._callback = PeriodicCallback(self.tick, every_s * 1000)
+        self._inflight: Optional[asyncio.Future] = None
+
+    def start(self) -> None:
+        self._callback.start()
+
+    @property
+    def running(self) -> bool:
+        return self._callback.is_running()
+
+    async def tick(self) -> list:
+        """One marking; returns the ids of the runs it recorded."""
+        if self._inflight is not None:  # the previous one still waits for a lock
+            return []
+        loop = asyncio.get_running_loop()
+        self._inflight = loop.run_in_executor(None, lambda: get_registry().mark_interrupted())
+        try:
+            marked = await self._inflight
+        finally:
+            self._inflight = None
+        if marked and self.log is not None:
+            self.log.info("nbkeras: runs %s were interrupted (their kernels died)",
+                          ", ".join(map(str, marked)))
+        return marked
+
+    async def stop(self) -> None:
+        """Stops the timer and waits for a marking in progress."""
+        self._callback.stop()
+        if self._inflight is not None:
+            try:
+                await self._inflight
+            except Exception:  # noqa: BLE001 - shutting down
+                pass
+
+
 def _load_jupyter_server_extension(serverapp) -> None:
     """Called by jupyter_server when the `nbkeras` server extension is enabled."""
     setup_handlers(serverapp.web_app)
+    marker = InterruptedMarker(MARK_INTERRUPTED_EVERY_S, serverapp.log)
+    marker.start()
+    serverapp.web_app.settings["nbkeras_marker"] = marker
+    # A module extension gets no shutdown hook of its own (only ExtensionApps
+    # do): stop the timer when the server cleans up its extensions.
+    cleanup_extensions = getattr(serverapp, "cleanup_extensions", None)
+    if cleanup_extensions is not None:
+        async def stop_marker_then_cleanup() -> None:
+            await marker.stop()
+            await cleanup_extensions()
+
+        serverapp.cleanup_extensions = stop_marker_then_cleanup
     serverapp.log.info("nbkeras: serving runs at %s",
                        url_path_join(serverapp.web_app.settings["base_url"], *NAMESPACE))
 

@@ -159,20 +159,119 @@ def test_the_file_is_in_wal_mode(reg):
     db.close()
 
 
-def test_a_dead_process_run_reads_interrupted_and_is_persisted(reg):
-    run_id = _run(reg, epochs=[{"loss": 1.0}])
+def _dead_pid():
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
+    return dead.pid
+
+
+def _file_bytes(reg):
+    """The database and its write-ahead log, byte for byte (not the shared-memory index)."""
+    return {p.name: p.read_bytes() for p in reg.path.parent.iterdir()
+            if p.name in (reg.path.name, reg.path.name + "-wal")}
+
+
+def test_reads_report_a_dead_process_run_interrupted_and_write_nothing(reg):
+    run_id = _run(reg, epochs=[{"loss": 1.0}])
+    other = _run(reg, "other", epochs=[{"loss": 1.0}], status="completed")
     db = sqlite3.connect(reg.path)
     with db:
-        db.execute("UPDATE runs SET pid = ? WHERE id = ?", (dead.pid, run_id))
-    cur = reg.cursor()
-    assert cur > 0
+        db.execute("UPDATE runs SET pid = ? WHERE id = ?", (_dead_pid(), run_id))
+    before, cur = _file_bytes(reg), reg.cursor()
+    # every reader, as the sidebar and %models call them
     assert reg.run(run_id)["status"] == "interrupted"
     assert reg.run(run_id)["ended"] is not None
+    assert [r["status"] for r in reg.run_summaries()] == ["completed", "interrupted"]
+    assert reg.runs(model="mnist")[0]["status"] == "interrupted"
+    assert reg.model_stats() and reg.model_names() == ["mnist", "other"]
+    assert [r["id"] for r in reg.run_summaries(since=cur)] == [run_id]  # the poll learns of it
+    assert reg.run_summaries(since=cur, model="other") == []
+    assert reg.cursor() == cur
+    assert _file_bytes(reg) == before
+    assert db.execute("SELECT status, ended, seq FROM runs WHERE id = ?",
+                      (run_id,)).fetchone()[:2] == ("running", None)
+    # the explicit write records it, once
+    assert reg.mark_interrupted() == [run_id]
+    assert reg.cursor() > cur
+    status, ended, heartbeat = db.execute(
+        "SELECT status, ended, heartbeat FROM runs WHERE id = ?", (run_id,)).fetchone()
+    assert (status, ended) == ("interrupted", heartbeat)
+    assert [r["id"] for r in reg.run_summaries(since=cur)] == [run_id]
+    assert reg.run_summaries(since=reg.cursor()) == []  # no longer reported again
+    assert reg.run(other)["status"] == "completed"
+    assert reg.mark_interrupted() == []
+    db.close()
+
+
+def test_the_first_run_of_a_writer_marks_dead_runs_interrupted(nbkeras_home):
+    reg = R.Registry(nbkeras_home)
+    run_id = _run(reg, epochs=[{"loss": 1.0}])
+    db = sqlite3.connect(reg.path)
+    with db:
+        db.execute("UPDATE runs SET pid = ? WHERE id = ?", (_dead_pid(), run_id))
+    reg.close()
+    writer = R.Registry(nbkeras_home)  # another kernel
+    assert db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0] \
+        == "running"  # opening alone writes nothing but the schema check
+    _run(writer, "next")
     assert db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0] \
         == "interrupted"
+    writer.close()
     db.close()
+
+
+def test_a_run_of_another_host_is_never_judged(reg):
+    run_id = _run(reg)
+    db = sqlite3.connect(reg.path)
+    with db:
+        db.execute("UPDATE runs SET pid = ?, host = 'elsewhere' WHERE id = ?",
+                   (_dead_pid(), run_id))
+    assert reg.run(run_id)["status"] == "running"
+    assert reg.mark_interrupted() == []
+    db.close()
+
+
+# -- metric directions -------------------------------------------------------
+
+def test_directions_from_training_are_stored_and_decide_the_best(reg):
+    run_id = reg.start_run(model="m", version_id=None, options={}, device="cpu",
+                           backend="tensorflow", epochs_planned=3)
+    # a custom metric whose name says nothing: the compiled metric says lower is better
+    given = {"loss": "min", "val_loss": "min", "wobble": "min", "val_wobble": "min"}
+    reg.log_epoch(run_id, 1, {"loss": 1.0, "val_loss": 1.0, "wobble": 0.5, "val_wobble": 0.5,
+                              "learning_rate": 0.1}, given)
+    reg.log_epoch(run_id, 2, {"loss": 0.8, "val_loss": 1.1, "wobble": 0.7, "val_wobble": 0.3,
+                              "learning_rate": 0.1})  # no directions: the stored ones hold
+    reg.log_epoch(run_id, 3, {"loss": 0.9, "val_loss": 0.9, "wobble": 0.2, "val_wobble": 0.4,
+                              "auc": 0.5, "learning_rate": 0.1}, directions=None)
+    s = reg.run(run_id)
+    assert s["best"] == {"loss": 0.8, "val_loss": 0.9, "wobble": 0.2, "val_wobble": 0.3,
+                         "auc": 0.5}
+    assert s["best_epoch"] == {"loss": 2, "val_loss": 3, "wobble": 3, "val_wobble": 2, "auc": 3}
+    assert s["directions"] == {**given, "auc": "max"}  # never the learning rate
+    db = sqlite3.connect(reg.path)
+    stored = json.loads(db.execute("SELECT directions FROM runs WHERE id = ?",
+                                   (run_id,)).fetchone()[0])
+    db.close()
+    assert stored == s["directions"]
+
+
+def test_without_directions_the_metric_names_decide(reg):
+    run_id = _run(reg, epochs=[{"val_mae": 0.5, "val_auc": 0.5, "lr": 0.1},
+                               {"val_mae": 0.4, "val_auc": 0.4, "lr": 0.1}])
+    s = reg.run_summaries()[0]
+    assert s["best_epoch"] == {"val_mae": 1, "val_auc": 0}
+    assert s["directions"] == {"val_mae": "min", "val_auc": "max"}
+    assert reg.run(run_id)["directions"] == s["directions"]
+
+
+def test_a_run_without_stored_directions_reads_them_from_the_names(reg):
+    run_id = _run(reg, epochs=[{"loss": 1.0, "accuracy": 0.5}])
+    db = sqlite3.connect(reg.path)
+    with db:
+        db.execute("UPDATE runs SET directions = NULL WHERE id = ?", (run_id,))
+    db.close()
+    assert reg.run(run_id)["directions"] == {"loss": "min", "accuracy": "max"}
 
 
 # -- old files ---------------------------------------------------------------
@@ -220,9 +319,35 @@ def test_an_older_file_is_migrated(nbkeras_home, with_meta):
     assert old["last"] == {"loss": 0.6, "val_accuracy": 0.6}
     assert old["epochs"] == 2 and old["duration"] == 60
     assert old["started"] == "2023-11-14T22:13:20+00:00"
+    assert old["directions"] == {"loss": "min", "val_accuracy": "max"}
     assert reg.run(2)["status"] == "interrupted"  # it can never finish now
     new = _run(reg, "old", [{"loss": 0.1}], "completed")  # and it takes new runs
     assert [r["id"] for r in reg.run_summaries(since=reg.cursor() - 1)] == [new]
+
+
+def test_a_version_2_file_gains_directions_and_keeps_its_runs(nbkeras_home):
+    from nbkeras.registry import schema
+    nbkeras_home.mkdir()
+    db = sqlite3.connect(nbkeras_home / "registry.sqlite3", isolation_level=None)
+    db.execute("BEGIN")
+    schema.MIGRATIONS[1](db)
+    schema.MIGRATIONS[2](db)
+    db.execute("INSERT INTO meta VALUES ('schema_version', 2)")
+    db.execute("INSERT INTO runs (id, model, status, started, ended, last, best, best_epoch, "
+               "epochs_done) VALUES (1, 'old', 'completed', 1700000000, 1700000060, "
+               "'{\"loss\": 0.5, \"val_auc\": 0.7}', '{\"loss\": 0.5, \"val_auc\": 0.8}', "
+               "'{\"loss\": 2, \"val_auc\": 1}', 2)")
+    db.execute("COMMIT")
+    db.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg = R.get_registry()
+    assert reg.schema_version() == R.SCHEMA_VERSION == 3
+    old = reg.run(1)
+    assert old["best"] == {"loss": 0.5, "val_auc": 0.8}
+    assert old["directions"] == {"loss": "min", "val_auc": "max"}  # from the names
+    new = _run(reg, "new", [{"loss": 1.0}], "completed")
+    assert reg.run(new)["directions"] == {"loss": "min"}
 
 
 def test_a_file_from_a_newer_package_warns_and_is_left_alone(nbkeras_home):
@@ -248,6 +373,7 @@ def _null_calls(reg):
     reg.log_epoch(run_id, 0, {"loss": 1.0})
     reg.add_evaluation(run_id, "m", {"loss": 1.0})
     reg.end_run(run_id, "completed")
+    assert reg.mark_interrupted() == []
     return reg.run_summaries(), reg.runs(), reg.cursor()
 
 

@@ -1,6 +1,6 @@
 """The registry across real processes: two writers at once keep every
 epoch, and a process killed with SIGKILL keeps its finished epochs and its
-run reads as interrupted."""
+run reads as interrupted (computed by reads, recorded by `mark_interrupted`)."""
 
 import os
 import signal
@@ -87,11 +87,17 @@ def test_a_sigkilled_process_keeps_finished_epochs_and_reads_interrupted(nbkeras
     run = reg.run(run_id)
     assert run["status"] == "interrupted" and run["ended"] is not None
     assert [h["loss"] for h in run["history"]] == [1.0, 0.9, 0.8]
-    # persisted: a fresh process sees it too, without having to detect it
+    # reads wrote nothing: a fresh process reads the file's own status
+    assert _status_in_file(reg.path) == "running"
+    assert reg.mark_interrupted() == [run_id]  # the server's timer, or the next writer
+    assert _status_in_file(reg.path) == "interrupted"
+
+
+def _status_in_file(path):
     out = subprocess.run([sys.executable, "-c", "import sqlite3, sys; print(sqlite3.connect("
                           "sys.argv[1]).execute('SELECT status FROM runs').fetchone()[0])",
-                          str(reg.path)], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "interrupted"
+                          str(path)], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
 
 
 def test_a_killed_zombie_reads_interrupted_before_it_is_reaped(nbkeras_home):

@@ -152,3 +152,77 @@ async def test_limit_caps_the_number_of_runs(jp_fetch, registry):
     _, _, live = registry
     body = await get_json(jp_fetch, "runs", params={"limit": "1"})
     assert [r["id"] for r in body["runs"]] == [live]
+
+
+async def test_each_run_carries_the_direction_of_each_metric(jp_fetch, nbkeras_home):
+    reg = get_registry()
+    rid = reg.start_run(model="m", version_id=None, options={}, device="CPU",
+                        backend="tensorflow", epochs_planned=2)
+    # `wobble`: a custom metric whose compiled Keras object says lower is better
+    reg.log_epoch(rid, 1, {"loss": 1.0, "val_wobble": 0.5, "val_auc": 0.5,
+                           "learning_rate": 0.1}, {"loss": "min", "val_wobble": "min"})
+    body = await get_json(jp_fetch, "runs")
+    assert body["runs"][0]["directions"] == {"loss": "min", "val_wobble": "min",
+                                             "val_auc": "max"}
+    run = await get_json(jp_fetch, "runs", str(rid))
+    assert run["directions"] == body["runs"][0]["directions"]
+
+
+def _kill_run(reg, run_id):
+    """Make `run_id` a run whose kernel died (its pid is gone)."""
+    import sqlite3
+    import subprocess
+    import sys
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    db = sqlite3.connect(reg.path)
+    with db:
+        db.execute("UPDATE runs SET pid = ? WHERE id = ?", (dead.pid, run_id))
+    db.close()
+
+
+def _status_in_file(reg, run_id):
+    import sqlite3
+    db = sqlite3.connect(reg.path)
+    try:
+        return db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+    finally:
+        db.close()
+
+
+async def test_reads_report_a_dead_kernel_run_and_the_timer_records_it(
+        jp_fetch, jp_serverapp, registry):
+    reg, _, live = registry
+    _kill_run(reg, live)
+    cursor = (await get_json(jp_fetch, "runs"))["cursor"]
+    body = await get_json(jp_fetch, "runs", params={"since": cursor})
+    assert [(r["id"], r["status"]) for r in body["runs"]] == [(live, "interrupted")]
+    assert _status_in_file(reg, live) == "running"  # the reads wrote nothing
+
+    marker = jp_serverapp.web_app.settings["nbkeras_marker"]
+    assert marker.running
+    assert await marker.tick() == [live]
+    assert _status_in_file(reg, live) == "interrupted"
+    body = await get_json(jp_fetch, "runs", params={"since": cursor})
+    assert body["cursor"] > cursor and [r["id"] for r in body["runs"]] == [live]
+    assert await marker.tick() == []
+    await jp_serverapp.cleanup_extensions()  # what the server does when it stops
+    assert not marker.running
+
+
+async def test_the_timer_marks_on_its_own(registry):
+    import asyncio
+
+    from nbkeras.server import InterruptedMarker
+    reg, _, live = registry
+    _kill_run(reg, live)
+    marker = InterruptedMarker(every_s=0.02)
+    marker.start()
+    try:
+        for _ in range(200):
+            if _status_in_file(reg, live) == "interrupted":
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await marker.stop()
+    assert _status_in_file(reg, live) == "interrupted"

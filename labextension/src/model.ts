@@ -8,6 +8,9 @@
 /** Metric name -> value; `null` where training produced NaN or inf. */
 export type Metrics = Record<string, number | null>;
 
+/** Which way a metric improves: 'min' when smaller values are better. */
+export type Direction = 'min' | 'max';
+
 /** One run as `GET /nbkeras/api/runs` returns it. */
 export interface RunSummary {
   id: number;
@@ -25,6 +28,12 @@ export interface RunSummary {
   last: Metrics;
   best: Metrics;
   best_epoch: Record<string, number>;
+  /**
+   * The direction of every score in `last` and `best`, as training knew it
+   * (the compiled Keras metrics) or else as nbkeras' metric vocabulary
+   * names it. The server decides; the sidebar keeps no list of its own.
+   */
+  directions: Record<string, Direction>;
   seq: number;
 }
 
@@ -85,24 +94,21 @@ export function applyUpdate(
   return { runs, cursor };
 }
 
-const LOWER_IS_BETTER = [
-  'loss',
-  'error',
-  'mse',
-  'mae',
-  'mape',
-  'msle',
-  'hinge',
-  'crossentropy',
-  'divergence',
-  'poisson',
-  'logcosh'
-];
-
-/** Whether smaller values of `metric` are better (losses and errors). */
-export function lowerIsBetter(metric: string): boolean {
-  const name = metric.toLowerCase();
-  return LOWER_IS_BETTER.some(word => name.includes(word));
+/**
+ * The direction of `metric` as the server sent it with these runs (the
+ * first run that has it); undefined when none does.
+ */
+export function metricDirection(
+  runs: Iterable<RunSummary>,
+  metric: string
+): Direction | undefined {
+  for (const run of runs) {
+    const direction = run.directions?.[metric];
+    if (direction === 'min' || direction === 'max') {
+      return direction;
+    }
+  }
+  return undefined;
 }
 
 /** Every metric name of these runs: validation metrics first, then by name. */
@@ -156,13 +162,15 @@ export type Row =
   | { kind: 'run'; run: RunSummary };
 
 /**
- * Compares two runs by the best value of `metric`, best first; runs without
- * it go last; ties keep the newest first.
+ * Compares two runs by the best value of `metric`, best first: the smallest
+ * first when `direction` is 'min', else the largest (an unknown direction
+ * sorts as 'max'). Runs without it go last; ties keep the newest first.
  */
 export function byMetric(
-  metric: string
+  metric: string,
+  direction: Direction | undefined
 ): (a: RunSummary, b: RunSummary) => number {
-  const sign = lowerIsBetter(metric) ? 1 : -1;
+  const sign = direction === 'min' ? 1 : -1;
   return (a, b) => {
     const x = a.best[metric];
     const y = b.best[metric];
@@ -202,10 +210,12 @@ export function buildRows(
       groups.set(run.model, [run]);
     }
   }
-  const order =
-    options.sortBy.kind === 'metric'
-      ? byMetric(options.sortBy.metric)
-      : newestFirst;
+  let order = newestFirst;
+  if (options.sortBy.kind === 'metric') {
+    const metric = options.sortBy.metric;
+    const all = [...groups.values()].flat();
+    order = byMetric(metric, metricDirection(all, metric));
+  }
   const sorted = [...groups.entries()].map(([name, list]) => {
     list.sort(order);
     return { name, list };

@@ -15,7 +15,7 @@ import {
   epochsText,
   formatDuration,
   formatMetric,
-  lowerIsBetter,
+  metricDirection,
   metricKeys,
   modelCell,
   relativePath,
@@ -44,6 +44,7 @@ function run(id: number, model: string, extra: Partial<RunSummary> = {}): RunSum
     last: {},
     best: {},
     best_epoch: {},
+    directions: {},
     seq: id,
     ...extra
   };
@@ -127,14 +128,35 @@ test('sorting by a score puts the highest first and runs without it last', () =>
   assert.deepEqual(summary(rows), ['[b]', '#4', '[a]', '#2', '#1', '#3']);
 });
 
-test('sorting by a loss puts the lowest first', () => {
+test('sorting by a loss puts the lowest first, as the server says', () => {
+  const directions = { val_loss: 'min' as const };
   const runs = [
-    run(1, 'a', { best: { val_loss: 0.3 } }),
-    run(2, 'a', { best: { val_loss: 0.1 } }),
-    run(3, 'a', { best: { val_loss: 0.2 } })
+    run(1, 'a', { best: { val_loss: 0.3 }, directions }),
+    run(2, 'a', { best: { val_loss: 0.1 }, directions }),
+    run(3, 'a', { best: { val_loss: 0.2 }, directions })
   ];
   const rows = buildRows(runs, { ...NEWEST, sortBy: { kind: 'metric', metric: 'val_loss' } });
   assert.deepEqual(summary(rows), ['[a]', '#2', '#3', '#1']);
+});
+
+test('the direction comes from the runs, never from the name', () => {
+  // a custom metric whose compiled Keras object says lower is better
+  const runs = [
+    run(1, 'a', { best: { val_wobble: 0.3 } }),
+    run(2, 'b', { best: { val_wobble: 0.1 }, directions: { val_wobble: 'min' } }),
+    run(3, 'a', { best: { val_wobble: 0.2 }, directions: { val_wobble: 'min' } })
+  ];
+  assert.equal(metricDirection(runs, 'val_wobble'), 'min');
+  const rows = buildRows(runs, { ...NEWEST, sortBy: { kind: 'metric', metric: 'val_wobble' } });
+  assert.deepEqual(summary(rows), ['[b]', '#2', '[a]', '#3', '#1']);
+  // unknown: sorted as a score, the highest first, whatever its name
+  const unknown = [
+    run(1, 'a', { best: { val_loss: 0.1 } }),
+    run(2, 'a', { best: { val_loss: 0.3 } })
+  ];
+  assert.equal(metricDirection(unknown, 'val_loss'), undefined);
+  const rows2 = buildRows(unknown, { ...NEWEST, sortBy: { kind: 'metric', metric: 'val_loss' } });
+  assert.deepEqual(summary(rows2), ['[a]', '#2', '#1']);
 });
 
 test('a collapsed model shows its heading only, with its live count', () => {
@@ -160,8 +182,6 @@ test('metric keys list validation metrics first; the default prefers a validatio
   assert.equal(defaultMetric(['loss', 'val_loss', 'val_mae']), 'val_loss');
   assert.equal(defaultMetric(['loss', 'mae']), 'loss');
   assert.equal(defaultMetric([]), null);
-  assert.equal(lowerIsBetter('val_sparse_categorical_crossentropy'), true);
-  assert.equal(lowerIsBetter('val_auc'), false);
 });
 
 test('the visible range covers the viewport plus overscan, for any number of rows', () => {

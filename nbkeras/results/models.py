@@ -14,6 +14,7 @@ import html
 from typing import Dict, List, Optional
 
 from ..errors import FitUsageError, did_you_mean
+from ..metricvocab import primary_metric
 from ..registry import get_registry
 from .common import Table, fmt, fmt_duration, is_keras_model
 
@@ -21,21 +22,6 @@ OVERVIEW_RUNS = 20
 MODEL_RUNS = 200
 _STATUS_COLORS = {"failed": "#c62828", "interrupted": "#ef6c00", "running": "#1565c0",
                   "stopped": "#6d4c41"}
-
-
-def primary_metric(metrics: Dict[str, float]) -> Optional[str]:
-    """The metric a run is judged by: a validation accuracy-like metric,
-    else the validation loss, else any validation metric, else the loss."""
-    keys = [k for k in metrics if k not in ("learning_rate", "lr", "epoch")]
-    for test in (lambda k: k.startswith("val_") and "acc" in k,
-                 lambda k: k == "val_loss",
-                 lambda k: k.startswith("val_"),
-                 lambda k: "acc" in k,
-                 lambda k: k == "loss"):
-        found = [k for k in keys if test(k)]
-        if found:
-            return found[0]
-    return keys[0] if keys else None
 
 
 def _version_numbers(versions: List[dict]) -> Dict[int, str]:

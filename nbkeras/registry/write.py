@@ -1,4 +1,4 @@
-"""The run registry: every model version, run, epoch and evaluation, on disk.
+"""The run registry's writers: the connection, the writes, and `get_registry()`.
 
 Why a module of its own: training results must outlive the kernel (restarts,
 crashes, SIGKILL) and be shared by every kernel on the machine and by the
@@ -9,13 +9,18 @@ since cursor N?" for the price of an indexed query.
 
 Recording is a side effect that must never break training: `get_registry()`
 never raises, and a registry whose file turns out to be corrupt, read-only
-or on a full disk warns once and stops recording. Imports no Keras.
+or on a full disk warns once and stops recording. Reads (`read.py`) never
+write; the one write that is not a kernel's own, recording the runs of dead
+processes as interrupted, is `Registry.mark_interrupted`, done by the first
+`start_run` of a registry and by the Jupyter server on a timer. Imports no
+Keras.
 
 Example:
     >>> reg = get_registry()
     >>> run_id = reg.start_run(model="mnist", version_id=None, options={},
     ...                        device="cpu", backend="tensorflow", epochs_planned=3)
-    >>> reg.log_epoch(run_id, 1, {"loss": 0.5, "val_loss": 0.6})
+    >>> reg.log_epoch(run_id, 1, {"loss": 0.5, "val_loss": 0.6, "auc": 0.7},
+    ...               directions={"loss": "min", "val_loss": "min", "auc": "max"})
     >>> reg.end_run(run_id, "completed")
 """
 
@@ -23,26 +28,19 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
 import sqlite3
 import threading
 import time
 import warnings
 from typing import Any, Callable, Dict, List, Optional
 
-from .registry_read import RegistryReaders
-from .registry_schema import (MIGRATIONS, SCHEMA_VERSION, RegistryWarning, MY_START,
-                              dumps, jsonable, loads, pid_alive, update_best,
-                              clean_metrics, warn_once, lower_is_better)
-
-__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "Registry", "NullRegistry", "RegistryWarning",
-           "default_home", "get_registry", "lower_is_better", "runs"]
+from .read import RegistryReaders
+from .schema import (HOST, MY_START, SCHEMA_VERSION, MIGRATIONS, clean_metrics, dead_runs,
+                     dumps, jsonable, loads, merge_directions, update_best, warn_once)
 
 DB_NAME = "registry.sqlite3"
 STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
 _BUSY_TIMEOUT_MS = 15000
-
-_HOST = socket.gethostname()
 
 
 def default_home() -> pathlib.Path:
@@ -56,8 +54,8 @@ def default_home() -> pathlib.Path:
 
 class Registry(RegistryReaders):
     """The SQLite registry in `home` (default: `default_home()`): the
-    connection, the writers and the liveness check here, the readers in
-    `nbkeras.registry_read.RegistryReaders`.
+    connection and the writers here, the readers in
+    `nbkeras.registry.read.RegistryReaders`.
 
     Opening creates the folder and file if needed and migrates an older
     file to `SCHEMA_VERSION`. Raises `sqlite3.Error` or `OSError` when the
@@ -74,6 +72,7 @@ class Registry(RegistryReaders):
         self._lock = threading.RLock()
         self._db: Optional[sqlite3.Connection] = None
         self._pid = None
+        self._marked = False  # mark_interrupted done by this registry's first run
         self.broken: Optional[str] = None
         self._open()
 
@@ -220,7 +219,14 @@ class Registry(RegistryReaders):
     def start_run(self, *, model: str, version_id: Optional[int], options: dict,
                   device: str, backend: str, epochs_planned: int,
                   notebook: Optional[str] = None) -> Optional[int]:
-        """Record a new run as 'running' in this process; returns its id."""
+        """Record a new run as 'running' in this process; returns its id.
+
+        The first run of a registry also records the runs of dead processes
+        as interrupted (`mark_interrupted`): a kernel that writes cleans up.
+        """
+        if not self._marked:
+            self._marked = True
+            self.mark_interrupted()
         if notebook is None:
             notebook = os.environ.get("JPY_SESSION_NAME") or None
         now = time.time()
@@ -232,17 +238,23 @@ class Registry(RegistryReaders):
                 "host, heartbeat, seq) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, '{}', '{}', "
                 "'{}', ?, ?, ?, ?, ?)",
                 (model, version_id, now, device, backend, notebook, dumps(options or {}),
-                 epochs_planned, os.getpid(), MY_START, _HOST, now, seq))
+                 epochs_planned, os.getpid(), MY_START, HOST, now, seq))
             return cur.lastrowid
         return self._write(fn)
 
-    def log_epoch(self, run_id: Optional[int], epoch: int, metrics: Dict[str, float]) -> None:
+    def log_epoch(self, run_id: Optional[int], epoch: int, metrics: Dict[str, float],
+                  directions: Optional[Dict[str, str]] = None) -> None:
         """Record one finished epoch (committed before returning).
 
         Args:
             run_id: from `start_run` (None: nothing is recorded).
             epoch: the epoch's number as the user sees it (`%fit` logs 1, 2, ...).
             metrics: Keras' logs; NaN and infinities are stored as null.
+            directions: {key: 'min' | 'max'} as the compiled Keras metrics say
+                (`nbkeras.metricvocab.directions(keys, model)`). Stored with
+                the run and used for its best values; a key without one keeps
+                the direction stored before, else goes by its name. Defaults
+                to None.
         """
         if run_id is None:
             return
@@ -250,18 +262,24 @@ class Registry(RegistryReaders):
         now = time.time()
 
         def fn(db, seq):
-            row = db.execute("SELECT best, best_epoch FROM runs WHERE id = ?",
+            row = db.execute("SELECT best, best_epoch, directions FROM runs WHERE id = ?",
                              (run_id,)).fetchone()
             if row is None:
                 return
-            best, best_epoch = loads(row[0]), loads(row[1])
-            update_best(best, best_epoch, epoch, metrics)
+            best, best_epoch, stored = loads(row[0]), loads(row[1]), loads(row[2])
+            dirs = merge_directions(stored, metrics, directions)
+            update_best(best, best_epoch, epoch, metrics, dirs)
             db.execute("INSERT OR REPLACE INTO epochs (run_id, epoch, metrics, time) "
                        "VALUES (?, ?, ?, ?)", (run_id, epoch, dumps(metrics), now))
+            # the directions change on the first epoch only: keep the UPDATE small after
+            set_dirs, dirs_param = (("", ()) if dirs is stored else
+                                    (", directions = ?", (dumps(dirs),)))
             db.execute(
                 "UPDATE runs SET last = ?, best = ?, best_epoch = ?, heartbeat = ?, seq = ?, "
-                "epochs_done = (SELECT COUNT(*) FROM epochs WHERE run_id = ?) WHERE id = ?",
-                (dumps(metrics), dumps(best), dumps(best_epoch), now, seq, run_id, run_id))
+                "epochs_done = (SELECT COUNT(*) FROM epochs WHERE run_id = ?)"
+                f"{set_dirs} WHERE id = ?",
+                (dumps(metrics), dumps(best), dumps(best_epoch), now, seq, run_id,
+                 *dirs_param, run_id))
         self._write(fn)
 
     def end_run(self, run_id: Optional[int], status: str, error: Optional[str] = None) -> None:
@@ -288,33 +306,38 @@ class Registry(RegistryReaders):
         return self._write(fn)
 
     # -- liveness -----------------------------------------------------------
-    def _reap(self, db: sqlite3.Connection) -> set:
-        """Mark 'running' runs of dead processes on this host as interrupted."""
-        dead = [(rid, hb) for rid, pid, start, host, hb in db.execute(
-            "SELECT id, pid, pid_start, host, heartbeat FROM runs WHERE status = 'running'")
-            if host == _HOST and not pid_alive(pid, start)]
-        if not dead:
-            return set()
-        if not self.broken:
+    def mark_interrupted(self) -> List[int]:
+        """Record the 'running' runs whose process on this host has died as
+        interrupted (ended when last heard of); returns their ids.
+
+        The one write of a run that is not its own kernel's: done by the
+        first `start_run` of a registry and by the Jupyter server every
+        `nbkeras.server.MARK_INTERRUPTED_EVERY_S` seconds. Reads only report
+        such runs as interrupted. Never raises and never stops recording: a
+        locked or read-only file just leaves the marking to the next call.
+        """
+        with self._lock:
+            if self.broken:
+                return []
+
             def mark(db, seq):
-                for rid, _ in dead:
-                    db.execute("UPDATE runs SET status = 'interrupted', ended = "
-                               "COALESCE(heartbeat, started), seq = ? "
-                               "WHERE id = ? AND status = 'running'", (seq, rid))
+                dead = dead_runs(db)  # again, inside the write lock
+                for rid, ended in dead.items():
+                    db.execute("UPDATE runs SET status = 'interrupted', ended = ?, seq = ? "
+                               "WHERE id = ? AND status = 'running'", (ended, seq, rid))
+                return sorted(dead)
             try:
-                self._transaction(db, mark)
-                return set()
-            except sqlite3.Error:
-                pass  # read-only: still show them as interrupted
-        return {rid for rid, _ in dead}
+                if not dead_runs(self._conn()):  # the usual answer, without a write
+                    return []
+                return self._transaction_retrying(mark)
+            except (sqlite3.Error, OSError, ValueError):
+                return []
 
     # -- readers ------------------------------------------------------------
     def cursor(self) -> int:
         """The change counter: it grows with every write."""
-        def fn(db):
-            self._reap(db)
-            return int(db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
-        return self._read(fn, 0)
+        return self._read(lambda db: int(db.execute(
+            "SELECT value FROM meta WHERE key = 'seq'").fetchone()[0]), 0)
 
     def close(self) -> None:
         with self._lock:
@@ -339,6 +362,7 @@ class NullRegistry:
     def start_run(self, *a, **k): return None
     def log_epoch(self, *a, **k): return None
     def end_run(self, *a, **k): return None
+    def mark_interrupted(self): return []
     def add_evaluation(self, *a, **k): return None
     def cursor(self): return 0
     def run_summaries(self, *a, **k): return []

@@ -1,10 +1,13 @@
 """How the run registry is stored: the SQLite schema and its migrations,
-the encoding of metrics, and how a run's process is known to be alive.
+the encoding of metrics and their directions, and how a run's process is
+known to be alive.
 
-Kept apart from `nbkeras.registry` (the API) so each reads in one sitting.
-Adding a schema version: append `_migrate_N` to `MIGRATIONS` and bump
-`SCHEMA_VERSION`; never edit a released step, since files written by
-every earlier version must still open. Imports no Keras.
+Kept apart from the writers (`write.py`) and the readers (`read.py`) so
+each reads in one sitting. Adding a schema version: append `_migrate_N` to
+`MIGRATIONS` and bump `SCHEMA_VERSION`; never edit a released step, since
+files written by every earlier version must still open. Which way a metric
+improves is `nbkeras.metricvocab`'s to say, never this module's. Imports no
+Keras.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import sqlite3
 import warnings
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Callable, Dict, List, Optional
 
-SCHEMA_VERSION = 2
+from ..metricvocab import direction, is_better, is_score
+
+SCHEMA_VERSION = 3
 
 
 class RegistryWarning(UserWarning):
@@ -96,31 +103,71 @@ def _migrate_2(db: sqlite3.Connection) -> None:
                (db.execute("SELECT COALESCE(MAX(id), 0) FROM runs").fetchone()[0] if n else 0,))
 
 
-MIGRATIONS: Dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1, 2: _migrate_2}
+def _migrate_3(db: sqlite3.Connection) -> None:
+    """Each run's metric directions ({key: 'min' | 'max'}, JSON), as training
+    knew them. Older runs keep NULL: readers fall back to the metric names."""
+    db.execute("ALTER TABLE runs ADD COLUMN directions TEXT")
+
+
+MIGRATIONS: Dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _migrate_1, 2: _migrate_2, 3: _migrate_3}
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
 
 # --------------------------------------------------------------------------
 # Small helpers.
 
-_LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "mape", "msle", "hinge",
-                    "crossentropy", "divergence", "poisson", "logcosh")
-_NOT_A_SCORE = ("lr", "learning_rate")
+DIRECTIONS = ("min", "max")
 
 
-def lower_is_better(metric: str) -> bool:
-    """Whether smaller values of `metric` are better (losses, errors)."""
-    name = metric.lower()
-    return any(word in name for word in _LOWER_IS_BETTER)
+@lru_cache(maxsize=4096)
+def name_direction(metric: str) -> str:
+    """`metricvocab.direction(metric)` from the name alone, cached: readers
+    ask it for every key of thousands of runs."""
+    return direction(metric)
 
 
-def update_best(best: dict, best_epoch: dict, epoch: int, metrics: dict) -> None:
-    """Fold one epoch's metrics into the running best values (in place)."""
-    for key, value in metrics.items():
-        if value is None or key in _NOT_A_SCORE or key == "epoch":
+def merge_directions(stored: Dict[str, str], metrics: dict,
+                     given: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The run's directions once an epoch with `metrics` is logged.
+
+    Each score key of `metrics` gets its direction from `given` (what the
+    training callback learnt from the compiled Keras metrics), else the one
+    already stored, else its name. Returns `stored` itself when nothing changes.
+
+    Args:
+        stored: the run's directions so far.
+        metrics: the epoch's metrics.
+        given: {key: 'min' | 'max'} from the caller; other values are ignored.
+    """
+    out = stored
+    for key in metrics:
+        if not is_score(key):
             continue
-        old = best.get(key)
-        if old is None or (value < old if lower_is_better(key) else value > old):
+        mode = given.get(key) if given else None
+        if mode not in DIRECTIONS:
+            if key in stored:
+                continue
+            mode = name_direction(key)
+        if out.get(key) != mode:
+            if out is stored:
+                out = dict(stored)
+            out[key] = mode
+    return out
+
+
+def update_best(best: dict, best_epoch: dict, epoch: int, metrics: dict,
+                directions: Optional[Dict[str, str]] = None) -> None:
+    """Fold one epoch's metrics into the running best values (in place).
+
+    Args:
+        directions: {key: 'min' | 'max'}; a key without one goes by its name
+            (`nbkeras.metricvocab.direction`).
+    """
+    for key, value in metrics.items():
+        if value is None or not is_score(key):
+            continue
+        if is_better(value, best.get(key), key, directions):
             best[key] = value
             best_epoch[key] = epoch
 
@@ -169,6 +216,7 @@ def _proc_start(pid: int) -> Optional[int]:
 
 
 MY_START = _proc_start(os.getpid())
+HOST = socket.gethostname()
 
 
 def pid_alive(pid: Optional[int], start: Optional[int] = None) -> bool:
@@ -189,6 +237,17 @@ def pid_alive(pid: Optional[int], start: Optional[int] = None) -> bool:
     if fields[0] == b"Z":  # killed, not yet reaped by its parent
         return False
     return start is None or len(fields) <= 19 or int(fields[19]) == start  # else pid reused
+
+
+def dead_runs(db: sqlite3.Connection) -> Dict[int, float]:
+    """Runs the file says are 'running' whose process on this host is gone:
+    {run id: when it was last heard of}. Reads only; `Registry.mark_interrupted`
+    writes the verdict. Runs of other hosts are never judged."""
+    return {rid: heartbeat if heartbeat is not None else started
+            for rid, pid, start, host, heartbeat, started in db.execute(
+                "SELECT id, pid, pid_start, host, heartbeat, started FROM runs "
+                "WHERE status = 'running'")
+            if host == HOST and not pid_alive(pid, start)}
 
 
 _warned: set = set()

@@ -1,10 +1,14 @@
 """The registry's readers: run summaries, one run, every run, model versions.
 
-Split from `nbkeras.registry` (which owns the connection, the writers and
-the liveness check) so each file reads in one sitting. Summaries never
-touch the epoch rows: the `last`, `best` and `best_epoch` columns kept by
-`log_epoch` make a listing of 10,000 runs one indexed query and one JSON
-parse. Imports no Keras.
+Split from `write.py` (which owns the connection and the writers) so each
+file reads in one sitting. Readers never write: the sidebar polls them every
+second, and a poll that wrote would contend with the kernels' epochs. A run
+whose process died is *reported* as interrupted here (computed, as
+`Registry.mark_interrupted` would record it) until a writer records it.
+
+Summaries never touch the epoch rows: the `last`, `best`, `best_epoch` and
+`directions` columns kept by `log_epoch` make a listing of 10,000 runs one
+indexed query and one JSON parse. Imports no Keras.
 """
 
 from __future__ import annotations
@@ -13,24 +17,40 @@ import json
 import time
 from typing import Dict, Iterable, List, Optional
 
-from .registry_schema import iso_utc, loads
+from ..metricvocab import is_score
+from .schema import dead_runs, iso_utc, loads, name_direction
 
 _ISO_SQL = "strftime('%Y-%m-%dT%H:%M:%S', {}, 'unixepoch') || '+00:00'"
-# The three JSON columns come back as one '[last,best,best_epoch]' text per row and
-# are decoded together in one json.loads call: 10,000 runs in one parse, not 30,000.
+# The four JSON columns come back as one '[last,best,best_epoch,directions]' text per
+# row and are decoded together in one json.loads call: 10,000 runs in one parse.
 _SUMMARY_COLS = ("id, model, version_id, status, started, ended, device, backend, notebook, "
                  "epochs_done, epochs_planned, seq, heartbeat, "
                  f"{_ISO_SQL.format('started')}, {_ISO_SQL.format('ended')}, "
                  "'[' || COALESCE(last, '{}') || ',' || COALESCE(best, '{}') || ',' || "
-                 "COALESCE(best_epoch, '{}') || ']'")
+                 "COALESCE(best_epoch, '{}') || ',' || COALESCE(directions, '{}') || ']'")
+
+
+def _directions(stored: Dict[str, str], last: dict, best: dict) -> Dict[str, str]:
+    """{key: 'min' | 'max'} for every score key of `last` and `best`: the
+    stored directions first, the metric's name for the rest."""
+    out = stored
+    for metrics in (best, last):
+        for key in metrics:
+            if key not in out and is_score(key):
+                if out is stored:
+                    out = dict(stored)
+                out[key] = name_direction(key)
+    return out
 
 
 class RegistryReaders:
-    """Read methods of `Registry`; they rely on its `_read` and `_reap`."""
+    """Read methods of `Registry`; they rely on its `_read`. None writes."""
 
     def _summaries(self, db, where: str = "", params: Iterable = (),
-                   limit: Optional[int] = None, index: str = "") -> List[dict]:
-        dead = self._reap(db)
+                   limit: Optional[int] = None, index: str = "",
+                   dead: Optional[Dict[int, float]] = None) -> List[dict]:
+        if dead is None:
+            dead = dead_runs(db)
         sql = f"SELECT {_SUMMARY_COLS} FROM runs {index} {where} ORDER BY id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
@@ -39,10 +59,10 @@ class RegistryReaders:
         now = time.time()
         out = []
         for (rid, model, vid, status, started, ended, device, backend, notebook, done,
-             planned, seq, heartbeat, started_iso, ended_iso, _), (last, best, best_epoch) \
-                in zip(rows, blobs):
+             planned, seq, heartbeat, started_iso, ended_iso, _), \
+                (last, best, best_epoch, directions) in zip(rows, blobs):
             if status == "running" and rid in dead:
-                status, ended = "interrupted", heartbeat or started
+                status, ended = "interrupted", dead[rid]
                 ended_iso = iso_utc(ended)
             out.append({
                 "id": rid, "model": model, "version_id": vid, "status": status,
@@ -50,13 +70,22 @@ class RegistryReaders:
                 "duration": (ended if ended is not None else now) - started,
                 "device": device, "backend": backend, "notebook": notebook,
                 "epochs": done, "epochs_planned": planned,
-                "last": last, "best": best, "best_epoch": best_epoch, "seq": seq,
+                "last": last, "best": best, "best_epoch": best_epoch,
+                "directions": _directions(directions, last, best), "seq": seq,
             })
         return out
 
     def run_summaries(self, model: Optional[str] = None, since: Optional[int] = None,
                       limit: Optional[int] = None) -> List[dict]:
-        """Runs newest first without their epoch rows (cheap for thousands)."""
+        """Runs newest first without their epoch rows (cheap for thousands).
+
+        Args:
+            model: only the runs of this model.
+            since: only the runs changed after this `cursor()` value, and the
+                runs whose process has died since (reported as interrupted
+                until `mark_interrupted` records it and changes their `seq`).
+            limit: at most this many runs.
+        """
         clauses, params = [], []
         if model is not None:
             clauses.append("model = ?")
@@ -67,7 +96,25 @@ class RegistryReaders:
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         # a poll for changes touches a few rows: find them by seq, not by scanning
         index = "INDEXED BY runs_seq" if since is not None else ""
-        return self._read(lambda db: self._summaries(db, where, params, limit, index), [])
+
+        def fn(db):
+            dead = dead_runs(db)
+            rows = self._summaries(db, where, params, limit, index, dead)
+            if since is None or not dead:
+                return rows
+            seen = {r["id"] for r in rows}
+            missing = [rid for rid in dead if rid not in seen]
+            if not missing:
+                return rows
+            marks = ",".join("?" * len(missing))
+            extra_where = f"WHERE id IN ({marks})" + (" AND model = ?" if model is not None
+                                                      else "")
+            extra = self._summaries(db, extra_where,
+                                    missing + ([model] if model is not None else []),
+                                    dead=dead)
+            rows = sorted(rows + extra, key=lambda r: r["id"], reverse=True)
+            return rows[:limit] if limit is not None else rows
+        return self._read(fn, [])
 
     def _history(self, db, run_ids: List[int]) -> Dict[int, List[dict]]:
         out: Dict[int, List[dict]] = {rid: [] for rid in run_ids}
@@ -157,7 +204,6 @@ class RegistryReaders:
         """Per model name: versions, runs, newest run id and activity time,
         most recently active first (one grouped query, cheap for many runs)."""
         def fn(db):
-            self._reap(db)
             stats: Dict[str, dict] = {}
             for name, n, last, t in db.execute(
                     "SELECT name, COUNT(*), MAX(id), MAX(created) FROM model_versions "

@@ -1,0 +1,26 @@
+"""The only places nbkeras reads Keras internals, each where Keras has no
+public API for it. `tests/test_keras_private.py` fails loudly when a Keras
+release changes one of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+def metric_direction(metric: Any) -> Optional[str]:
+    """'up' or 'down' for a Keras metric object (as `EarlyStopping` reads it), or None."""
+    direction = getattr(metric, "_direction", None)
+    return direction if direction in ("up", "down") else None
+
+
+def producing_layer(tensor: Any):
+    """The layer whose call produced a symbolic Keras tensor."""
+    return tensor._keras_history[0]
+
+
+def clear_eval_iterator(model: Any) -> None:
+    """Drop the validation iterator Keras leaves on the model when `fit` raises
+    (a later `evaluate` would otherwise reuse the dead one)."""
+    if getattr(model, "_eval_epoch_iterator", None) is not None:
+        model._eval_epoch_iterator = None
