@@ -6,9 +6,9 @@ loading the extension stays fast and the first `%%model` pays for it.
 
 from __future__ import annotations
 
-from .errors import DataError, FitUsageError, NbkerasError, SpecError
+from .errors import DataError, FitUsageError, NbkerasError, SpecError, TrainingStopped
 
-__all__ = ["SpecError", "DataError", "FitUsageError", "NbkerasError", "runs",
+__all__ = ["SpecError", "DataError", "FitUsageError", "NbkerasError", "TrainingStopped", "runs",
            "load_ipython_extension"]
 __version__ = "0.1.0"
 
@@ -28,11 +28,24 @@ def load_ipython_extension(ipython):
     ipython.register_magics(magics)
     if magics not in ipython.configurables:
         ipython.configurables.append(magics)
+    if not hasattr(ipython, "_nbkeras_previous_exc"):
+        ipython._nbkeras_previous_exc = (ipython.custom_exceptions,
+                                         getattr(ipython, "CustomTB", None))
     ipython.set_custom_exc((NbkerasError,), show_short_error)
 
 
 def unload_ipython_extension(ipython):
-    ipython.set_custom_exc((), None)
+    """Restore the custom exception handler that was there before."""
+    previous = getattr(ipython, "_nbkeras_previous_exc", None)
+    if previous is None:
+        return
+    del ipython._nbkeras_previous_exc
+    exceptions, handler = previous
+    if exceptions:
+        ipython.custom_exceptions = exceptions
+        ipython.CustomTB = handler
+    else:
+        ipython.set_custom_exc((), None)
 
 
 def runs(model=None):

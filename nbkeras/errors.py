@@ -56,6 +56,12 @@ class FitUsageError(NbkerasError):
     """A magic was called with arguments that cannot work (unknown model, bad flag value)."""
 
 
+class TrainingStopped(NbkerasError):
+    """The user stopped `%fit` (interrupt or stop button): the weights and the
+    partial history are kept, and the cell ends as interrupted so that
+    Jupyter skips the cells queued after it."""
+
+
 def did_you_mean(word: str, choices: Iterable[str], n: int = 1) -> str:
     """Return ' (did you mean `x`?)' for the closest choice, or ''."""
     choices = list(choices)

@@ -1,4 +1,7 @@
-"""`%fit` returns the History without echoing it under its own panel."""
+"""`%fit` returns the History without echoing it under its own panel, and
+without altering the object (its type, pickling)."""
+
+import pickle
 
 from nbkeras.echo import without_echo
 
@@ -12,17 +15,27 @@ def test_echo_is_silent_in_the_cell_then_normal(ip):
     obj = without_echo(ip, Result())
     data, _ = ip.display_formatter.format(obj)
     assert data == {}  # the cell's own echo shows nothing
-    assert isinstance(obj, Result) and obj.history == {"loss": [1.0]}
+    assert type(obj) is Result and obj.history == {"loss": [1.0]}
+    assert pickle.loads(pickle.dumps(obj)).history == {"loss": [1.0]}
     ip.run_cell("pass")  # the cell ended: later displays show the object
+    data, _ = ip.display_formatter.format(obj)
+    assert "Result at 0x" in data["text/plain"]
+
+
+def test_another_object_of_the_type_still_shows_in_the_cell(ip):
+    quiet = without_echo(ip, Result())
+    other = Result()
     shown = []
     import IPython.display as d
     original = d.display
     d.display = lambda *a, **k: shown.append(a)
     try:
-        ip.display_formatter.format(obj)
+        ip.display_formatter.format(other)
     finally:
         d.display = original
-    assert shown and "Result object at" in shown[0][0]["text/plain"]
+    assert shown and "Result at 0x" in shown[0][0]["text/plain"]
+    assert ip.display_formatter.format(quiet)[0] == {}
+    ip.run_cell("pass")
 
 
 def test_none_stays_none(ip):

@@ -7,7 +7,7 @@ import pytest
 
 from nbkeras.view.plots import HistoryPlot, PlotBudget
 from nbkeras.view.progress import RunState
-from nbkeras.view.record import StaticRecord, metrics_table_html
+from nbkeras.view.record import StaticRecord, metrics_table_html, panel_html
 from nbkeras.view.text import MAX_LINES, QuietView, TextView, choose_view
 
 
@@ -37,7 +37,7 @@ class RecordingRegistry:
     def __init__(self):
         self.epochs = []
 
-    def log_epoch(self, run_id, epoch, metrics):
+    def log_epoch(self, run_id, epoch, metrics, directions=None):
         self.epochs.append((run_id, epoch, metrics))
 
 
@@ -152,7 +152,7 @@ def test_text_view_prints_one_line_per_epoch_and_never_per_batch():
     view.finish(state)
     lines = out.getvalue().splitlines()
     assert len(lines) == 1 + 3 + 1
-    assert lines[1].startswith("epoch 1/3") and "loss 1.0000" in lines[1]
+    assert lines[1].startswith("epoch 1/3") and "loss 1.000" in lines[1]
     assert "completed" in lines[-1]
 
 
@@ -222,14 +222,14 @@ def test_record_table_has_current_and_best_of_every_metric():
     state.end_epoch({"loss": 0.8, "val_loss": 0.7, "accuracy": 0.5, "val_accuracy": 0.55})
     html = metrics_table_html(state)
     assert "<table" in html and "val" in html
-    assert "0.7000" in html and "0.5000" in html and "(ep 1)" in html
+    assert "0.7000" in html and "0.5000" in html and "<small>(1)</small>" in html
     state.finish("stopped", "stopped at epoch 3 of 10")
     record = StaticRecord(state)
     assert "stopped at epoch 3 of 10" in record.html
     assert "stopped at epoch 3 of 10" in repr(record)
 
 
-def test_panel_builds_once_and_changes_values(monkeypatch):
+def _panel(monkeypatch, **kwargs):
     from nbkeras.view import panel as panel_mod
     shown = []
 
@@ -239,42 +239,70 @@ def test_panel_builds_once_and_changes_values(monkeypatch):
 
     monkeypatch.setattr("IPython.display.display",
                         lambda obj, display_id=None: shown.append(("display", obj)) or Handle())
-    p = panel_mod.Panel(update_interval=0.0, plot_budget=1.0)
-    widgets = list(p.box.children)
+    return panel_mod.Panel(**kwargs), shown
+
+
+def _done(html):
+    import re
+    return [int(n) for n in re.findall(r"data-epochs-done='(\d+)'", html)]
+
+
+def test_panel_shows_every_part_from_one_snapshot_and_leaves_the_record(monkeypatch):
+    p, shown = _panel(monkeypatch, update_interval=0.0)
     state = RunState(name="m", epochs=10, steps=20)
     p.start(state)
-    assert shown[0][1] is p
-    assert "m" in repr(p)
-    assert p._repr_mimebundle_()["text/plain"] == repr(p)
+    assert [k for k, _ in shown] == ["display", "display"]     # the panel, then its chart
     state.begin_epoch(0)
-    state.step = 10
+    assert "compiling…" in p.main.value or "compiling" in panel_html(state)
+    state.end_batch(1)
+    state.end_batch(10)
+    state.add_trace(1.5)
     p.batch(state)
-    assert p.batch_bar.value == 10 and "10/20" in p.batch_text.value
-    state.step = 20
-    state.end_epoch({"loss": 1.0, "val_loss": 1.1})
-    p.epoch(state)
-    assert p.epoch_bar.value == 1 and "loss" in p.table.value
-    assert list(p.box.children) == widgets
-    state.finish("stopped", "stopped at epoch 2 of 10")
+    assert "10/20" in p.main.value and "<svg" in p.chart.value      # the trace alone draws
+    for e in range(3):
+        if e:
+            state.begin_epoch(e)
+        state.end_epoch({"loss": 1.0 / (e + 1), "val_loss": 1.1 / (e + 1)})
+        p.epoch(state)
+        # header/bar/table agree; the chart holds as many points as epochs done
+        assert set(_done(p.main.value)) == {e + 1}
+        assert f"{e + 1}/10" in p.main.value and "20/20" in p.main.value  # batch bar full
+        assert p.chart.value.count("<svg") == 1
+    state.finish("stopped", "stopped at epoch 4 of 10")
     p.finish(state)
-    assert p.epoch_bar.bar_style == "danger"
     kinds = [k for k, _ in shown]
-    assert kinds == ["display", "update", "display"]      # panel replaced by record, then plot
-    assert "stopped at epoch 2 of 10" in shown[1][1].html
-    assert shown[2][1].png.startswith(b"\x89PNG")
+    assert kinds == ["display", "display", "update", "update"]   # record in place, then chart
+    assert "stopped at epoch 4 of 10" in shown[2][1].html
+    data, meta = shown[3][1]._repr_mimebundle_()
+    assert data["image/png"].startswith(b"\x89PNG")
+    assert meta["image/png"]["width"] > 0                          # shown at its CSS size
 
 
-def test_panel_batch_updates_throttled(monkeypatch):
-    from nbkeras.view.panel import Panel
-    monkeypatch.setattr("IPython.display.display", lambda obj, display_id=None: None)
-    p = Panel(update_interval=3600)
-    state = RunState(name="m", epochs=1, steps=100)
+def test_closing_the_panel_leaves_no_widget_model(monkeypatch):
+    from ipywidgets.widgets.widget import _instances
+    before = set(_instances)
+    p, _ = _panel(monkeypatch)
+    state = RunState(name="m", epochs=1, steps=2)
     p.start(state)
     state.begin_epoch(0)
-    for b in range(100):
-        state.step = b + 1
-        p.batch(state)
-    assert p.batch_bar.value == 0   # start drew last; nothing more within the interval
+    state.end_epoch({"loss": 1.0})
+    p.epoch(state)
+    state.finish("completed")
+    p.finish(state)
+    assert set(_instances) == before
+
+
+def test_every_epoch_end_is_shown_whatever_the_throttle(live):
+    cb, state, view, _ = live
+    cb.update_interval = 3600
+    cb.on_train_begin()
+    for e in range(5):
+        cb.on_epoch_begin(e)
+        for b in range(50):
+            cb.on_train_batch_end(b, {"loss": 1.0})
+        cb.on_epoch_end(e, {"loss": 1.0 / (e + 1)})
+    assert [c[1] for c in view.kinds("epoch")] == [1, 2, 3, 4, 5]
+    assert len(view.kinds("batch")) <= 1   # batch redraws thinned by the throttle
 
 
 def test_a_rerun_finds_its_axes_already_drawn():
@@ -312,34 +340,3 @@ def test_many_metric_families_are_capped_in_a_grid():
     plot = HistoryPlot()
     png = plot.render(state)
     assert len(plot._families) == MAX_PANELS and len(png) < 60_000
-
-
-def test_plot_redraws_in_line_within_its_budget_and_always_at_the_end(monkeypatch):
-    # A render on a second thread fought the training thread for the GIL and
-    # cost more than its own time: the panel now draws in line, or not at all.
-    import threading
-
-    from nbkeras.view import plots
-    from nbkeras.view.panel import Panel
-    monkeypatch.setattr("IPython.display.display", lambda obj, display_id=None: None)
-    renders = []
-    real = plots.HistoryPlot.render
-    monkeypatch.setattr(plots.HistoryPlot, "render",
-                        lambda self, state: renders.append(threading.current_thread()) or
-                        real(self, state))
-    p = Panel(update_interval=0.0, plot_budget=0.0)   # no time at all for the plot while training
-    state = RunState(name="m", epochs=5, steps=1)
-    p.start(state)
-    for thread in plots._WARM:
-        thread.join()
-    threads = threading.active_count()
-    for e in range(5):
-        state.begin_epoch(e)
-        state.end_epoch({"loss": 1.0 / (e + 1)})
-        p.epoch(state)
-        assert threading.active_count() == threads
-    assert renders == []
-    state.finish("completed", "completed")
-    p.finish(state)
-    assert renders == [threading.current_thread()]   # the final state, drawn once
-    assert p._png.startswith(b"\x89PNG")

@@ -178,4 +178,4 @@ def test_early_stop_is_said_in_the_summary(digits, capsys):
                                      "--lr-step 1 --lr-decay 0 --quiet")
     out = capsys.readouterr().out
     assert len(h.epoch) == 2
-    assert "early stop at epoch 2 of 30 (best weights restored)" in out
+    assert "early stop at epoch 2 of 30: the model holds the weights of epoch 1" in out

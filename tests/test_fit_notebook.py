@@ -97,7 +97,36 @@ def _text(outputs):
     return "\n".join(parts)
 
 
-def test_interrupt_stops_after_the_current_batch_without_traceback(kernel):
+def _replies(kc, msg_ids, hook, timeout=120):
+    """Replies to several queued execute requests, feeding iopub to `hook`."""
+    import queue
+    import time
+    replies, outputs, deadline = {}, {m: [] for m in msg_ids}, time.time() + timeout
+    idle = set()
+    while (len(replies) < len(msg_ids) or msg_ids[0] not in idle) and time.time() < deadline:
+        try:
+            msg = kc.get_iopub_msg(timeout=0.2)
+            parent = msg["parent_header"].get("msg_id")
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                idle.add(parent)
+            elif parent in outputs:
+                outputs[parent].append(msg)
+                hook(msg)
+        except queue.Empty:
+            pass
+        try:
+            reply = kc.get_shell_msg(timeout=0.05)
+            replies[reply["parent_header"]["msg_id"]] = reply
+        except queue.Empty:
+            pass
+    return replies, outputs
+
+
+def test_interrupt_stops_training_and_the_queued_cells(kernel):
+    """Stop means stop: training ends after the current batch, the weights
+    and the partial history are kept, the run is recorded as stopped, and
+    the cell ends as interrupted (one line, no traceback), so the cells
+    queued after it ("Run All") are aborted."""
     km, kc = kernel
     for code in ["%load_ext nbkeras", DATA, MODEL]:
         reply, outs = _run(kc, code)
@@ -110,15 +139,20 @@ def test_interrupt_stops_after_the_current_batch_without_traceback(kernel):
             timer.append(threading.Timer(4.0, km.interrupt_kernel))
             timer[0].start()
 
-    reply, outs = _run(kc, "h = %fit clf x y -e 500 -b 8", hook=interrupt_when_training)
-    text = _text(outs)
+    ids = [kc.execute("h = %fit clf x y -e 500 -b 8"),
+           kc.execute("print('queued cell ran')"),
+           kc.execute("%evaluate clf x y")]
+    replies, outputs = _replies(kc, ids, interrupt_when_training)
     assert timer, "training never started"
-    assert reply["content"]["status"] == "ok", text
-    assert not [m for m in outs if m["msg_type"] == "error"]
+    assert [replies[i]["content"]["status"] for i in ids] == ["error", "aborted", "aborted"]
+    text = _text(outputs[ids[0]])
+    assert replies[ids[0]]["content"]["ename"] == "TrainingStopped"
     assert "Traceback" not in text and "KeyboardInterrupt" not in text
-    assert "stopped at epoch" in text and "of 500" in text
+    assert "stopped at epoch" in text and "of 500: weights kept, history in `clf.history`" in text
+    assert not outputs[ids[1]] and not outputs[ids[2]]
 
-    reply, outs = _run(kc, "print(len(h.history['loss']), h.epoch[-1] + 1 if h.epoch else 0)")
+    reply, outs = _run(kc, "h = clf.history\n"
+                           "print(len(h.history['loss']), h.epoch[-1] + 1 if h.epoch else 0)")
     done, last = map(int, _text(outs).split())
     assert 1 <= done < 500 and last == done
     # the model is still usable, its weights kept, and the run is marked stopped

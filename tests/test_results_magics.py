@@ -255,7 +255,7 @@ def test_models_lists_models_and_runs_newest_first(ip, run, recorded):
     assert [r[0] for r in runs.rows] == [str(c), str(b), str(a)]
     row = dict(zip(runs.columns, runs.rows[1]))
     assert row["status"] == "completed" and row["version"] == "v2" and row["epochs"] == "3/3"
-    assert row["metric"] == "val_accuracy" and row["final"] == "0.8" and row["best (epoch)"] == "0.85 (2)"
+    assert row["metric"] == "val_accuracy" and row["final"] == "0.8000" and row["best (epoch)"] == "0.8500 (2)"
     assert row["device"] == "cpu" and row["duration"].endswith("s")
     assert view._repr_html_().count("<table") == 2 and "failed" in repr(view)
     assert [r["id"] for r in view.runs] == [c, b, a]

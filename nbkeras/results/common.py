@@ -13,6 +13,7 @@ import math
 import sys
 from typing import Any, List, Optional, Sequence
 
+from ..fmt import fmt, fmt_duration  # noqa: F401  (the one number format)
 from ..errors import DataError, FitUsageError, did_you_mean
 
 
@@ -176,25 +177,3 @@ class Table:
         if self.note:
             parts.append(f"<p><i>{esc(self.note)}</i></p>")
         return "".join(parts)
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """A metric value for a table cell."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def fmt_duration(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return ""
-    seconds = max(0.0, float(seconds))
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import keras
 
 from ..errors import SpecError, did_you_mean
+from ..keras_private import producing_layer
 from .settings import resolve_compile
 from .nodes import Arg, InputStmt, LayerStmt, ModelSpec
 
@@ -321,7 +322,7 @@ def build_graph(spec: ModelSpec, name: str = "model") -> Tuple[Any, List[Step], 
                 tensors[index] = keras.Input(**kwargs)
             except Exception as exc:  # noqa: BLE001 - any Keras complaint is the user's
                 raise _fail(stmt, exc) from None
-            layers[index] = tensors[index]._keras_history[0]
+            layers[index] = producing_layer(tensors[index])
             _claim_name(used, layers[index].name, stmt)
             steps.append(Step(index, "input", kwargs, ()))
             continue

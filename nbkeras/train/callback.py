@@ -25,6 +25,7 @@ import time
 
 import keras
 
+from ..metricvocab import directions
 from ..view.progress import RunState
 
 
@@ -93,14 +94,13 @@ class LiveCallback(keras.callbacks.Callback):
             return
         state = self.state
         step = batch + 1
-        if step > state.step:
-            state.step = self._batch = step
-        if logs:
-            loss = logs.get("loss")
-            if loss is not None and not math.isfinite(loss):
-                if self.model is not None:
-                    self.model.stop_training = True
-                raise NonFiniteLoss(state.epoch, step, loss)
+        state.end_batch(step)
+        self._batch = max(self._batch, step)
+        loss = logs.get("loss") if logs else None
+        if loss is not None and not math.isfinite(loss):
+            if self.model is not None:
+                self.model.stop_training = True
+            raise NonFiniteLoss(state.epoch, step, loss)
         if self.stop_requested:
             raise StopRequested()
         now = time.perf_counter()
@@ -108,6 +108,8 @@ class LiveCallback(keras.callbacks.Callback):
             try:
                 if now >= self._next_draw:
                     self._next_draw = now + self.update_interval
+                    if loss is not None:
+                        state.add_trace(float(loss))
                     self.view.batch(state)
             finally:
                 self._draw_lock.release()
@@ -124,12 +126,14 @@ class LiveCallback(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(loss):
             raise NonFiniteLoss(epoch + 1, self._batch, loss)
         state = self.state
-        if state.steps is None or state.step < (state.steps or 0):
-            state.step = state.steps or state.step
+        new = [k for k in logs if k not in state.directions]
+        if new:  # the model's own metric objects decide, names the rest
+            state.directions.update(directions(new, self.model))
         state.end_epoch(logs)
         if self.registry is not None:
-            self.registry.log_epoch(self.run_id, epoch + 1, _floats(logs))
-        self.view.epoch(state)
+            self.registry.log_epoch(self.run_id, epoch + 1, _floats(logs), dict(state.directions))
+        self.view.epoch(state)  # every epoch end is drawn: the throttle only thins batches
+        self._next_draw = time.perf_counter() + self.update_interval
         if self.stop_requested:
             raise StopRequested()
 

@@ -233,11 +233,16 @@ def _looks_one_hot(arr: np.ndarray, units: int) -> bool:
     return bool(np.all((head == 0) | (head == 1)) and np.all(head.sum(axis=-1) == 1))
 
 
-def check_targets(model, y, label: str, info=None) -> List[str]:
-    """Output shapes and label ranges; settles deferred softmax losses.
+def check_targets(model, y, label: str, info=None,
+                  settled: Optional[Dict[str, str]] = None) -> List[str]:
+    """Output shapes and label ranges; decides deferred softmax losses.
+
+    Changes nothing: the losses chosen from the labels are added to
+    `settled` (output name -> loss), for `settle_losses` to apply once every
+    check has passed.
 
     Returns:
-        The losses settled from the labels, as one-line notes.
+        The losses chosen from the labels, as one-line notes.
     """
     specs = output_specs(model)
     if specs is None or y is None:
@@ -245,7 +250,8 @@ def check_targets(model, y, label: str, info=None) -> List[str]:
     by_name = _split(y, specs, label, "output")
     losses = output_losses(model, [n for n, _ in specs])
     deferred = dict(getattr(info, "deferred_losses", {}) or {})
-    settled: Dict[str, str] = {}
+    settled = {} if settled is None else settled
+    notes: List[str] = []
     multi = len(specs) > 1
     for name, shape in specs:
         arr = by_name[name]
@@ -253,10 +259,14 @@ def check_targets(model, y, label: str, info=None) -> List[str]:
         where = f"output {name!r}"
         units = shape[-1] if shape else 1
         loss = losses.get(name, "")
-        if name in deferred and units and units > 1:
-            one_hot = _looks_one_hot(arr, units)
-            settled[name] = "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
+        if name in settled:
             loss = settled[name]
+        elif name in deferred and units and units > 1 and loss == _nbkeras_loss(info, name):
+            one_hot = _looks_one_hot(arr, units)
+            loss = settled[name] = ("categorical_crossentropy" if one_hot
+                                    else "sparse_categorical_crossentropy")
+            kind = "one-hot" if one_hot else "class indices"
+            notes.append(f"{label} holds {kind}: using {loss} for output {name!r}")
         if "sparse_categorical" in loss:
             _check_class_indices(sub, arr, shape, units, where, loss)
         elif "categorical_crossentropy" in loss or loss == "categorical_focal_crossentropy":
@@ -275,7 +285,7 @@ def check_targets(model, y, label: str, info=None) -> List[str]:
                                 "`sparse_categorical_crossentropy` for classes, or rescale")
         else:
             _check_shape(sub, arr, shape, where)
-    return _settle(model, info, settled, label)
+    return notes
 
 
 def _check_shape(label: str, arr, shape: tuple, where: str) -> None:
@@ -305,13 +315,22 @@ def _check_class_indices(label, arr, shape, units, where, loss) -> None:
                         f"units (labels 0 to {units - 1}): give it {int(hi) + 1} units or relabel")
 
 
-def _settle(model, info, settled: Dict[str, str], label: str) -> List[str]:
-    """Recompile with the settled losses; return one note per settled output."""
+def _nbkeras_loss(info, name: str) -> str:
+    """The loss `%%model` compiled output `name` with (a hand-compiled model
+    whose loss differs keeps the user's loss)."""
+    loss = (getattr(info, "compile_kwargs", None) or {}).get("loss")
+    return loss_name(loss.get(name) if isinstance(loss, dict) else loss)
+
+
+def settle_losses(model, info, settled: Dict[str, str]) -> None:
+    """Recompile with the losses chosen from the labels, from the model's own
+    current compile configuration: the user's optimizer (the same object),
+    metrics and loss weights stay, even when they compiled by hand."""
     if not settled or info is None:
-        return []
-    notes = []
-    kwargs = dict(info.compile_kwargs or {})
-    loss = kwargs.get("loss")
+        return
+    import keras
+    config = model.get_compile_config() or {}
+    loss = config.get("loss")
     changed = False
     for name, chosen in settled.items():
         if isinstance(loss, dict):
@@ -320,22 +339,25 @@ def _settle(model, info, settled: Dict[str, str], label: str) -> List[str]:
         else:
             changed |= loss != chosen
             loss = chosen
-        kind = "one-hot" if chosen.startswith("categorical") else "class indices"
-        notes.append(f"{label} holds {kind}: using {chosen} for output {name!r}")
         info.deferred_losses.pop(name, None)
     if changed:
-        kwargs["loss"] = loss
-        model.compile(**kwargs)
-        info.compile_kwargs = kwargs
-    return notes
+        config = {**config, "loss": loss}
+        optimizer = model.optimizer
+        kwargs = keras.saving.deserialize_keras_object(
+            {k: v for k, v in config.items() if k != "optimizer"})
+        model.compile(optimizer=optimizer, **kwargs)
+        if info.compile_kwargs:
+            info.compile_kwargs = {**info.compile_kwargs, "loss": loss}
 
 
 def check_fit_data(model, x, y, x_label: str, y_label: Optional[str], info=None,
-                   sample_weight=None, sw_label: str = "sample weight") -> List[str]:
-    """Run every check on one (x, y) pair; return the notes on settled losses."""
+                   sample_weight=None, sw_label: str = "sample weight",
+                   settled: Optional[Dict[str, str]] = None) -> List[str]:
+    """Run every check on one (x, y) pair; return the notes on the losses
+    chosen from the labels (added to `settled`, applied later)."""
     pairs = _flat(x, x_label) + _flat(y, y_label or "y") + _flat(sample_weight, sw_label)
     for label, arr in pairs:
         check_values(label, arr)
     check_counts(pairs)
     check_inputs(model, x, x_label)
-    return check_targets(model, y, y_label or "y", info)
+    return check_targets(model, y, y_label or "y", info, settled)

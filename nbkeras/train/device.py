@@ -56,35 +56,38 @@ def device_line(mixed_precision: bool = False) -> str:
             f"mixed precision {'on' if mixed_precision else 'off'}")
 
 
-def use_mixed_precision(model, info):
-    """Return (model, note): `model` itself when its layers already compute in
-    mixed precision, else a copy rebuilt under the mixed policy with the same
-    weights and compile arguments (mixed_float16 on a GPU, mixed_bfloat16 on CPU).
+def mixed_policy_name() -> str:
+    """mixed_float16 on a GPU, mixed_bfloat16 on a CPU."""
+    import keras
+    return "mixed_float16" if _accelerator(keras.backend.backend()) != "CPU" else "mixed_bfloat16"
+
+
+def is_mixed(model) -> bool:
+    """Whether `model` computes in mixed precision (its own policy, not the global one)."""
+    return str(getattr(getattr(model, "dtype_policy", None), "name", "")).startswith("mixed")
+
+
+def mixed_precision_copy(model, info, policy: str):
+    """A copy of `model` whose layers compute under the mixed `policy`, with
+    the same weights and the same compile configuration (public Keras API).
+
+    Called with the global dtype policy already set to `policy` (the copy's
+    optimizer then scales the loss for float16); the copy keeps its own
+    per-layer policies after the global one is restored.
     """
     import keras
-    policy = getattr(getattr(model, "dtype_policy", None), "name", "")
-    if str(policy).startswith("mixed"):
-        return model, ""
-    name = "mixed_float16" if _accelerator(keras.backend.backend()) != "CPU" else "mixed_bfloat16"
-    keras.mixed_precision.set_dtype_policy(name)
 
     def clone_layer(layer):
         config = layer.get_config()
         if "dtype" in config and not isinstance(layer, keras.layers.InputLayer):
-            config["dtype"] = name
+            config["dtype"] = policy
         return layer.__class__.from_config(config)
 
     clone = keras.models.clone_model(model, clone_function=clone_layer)
     clone.set_weights(model.get_weights())
-    kwargs = dict(info.compile_kwargs or {})
-    if not kwargs:
-        config = getattr(model, "_compile_config", None)
-        kwargs = dict(config.config) if config is not None else {}
-        kwargs.pop("steps_per_execution", None)
-    optimizer = kwargs.get("optimizer")
-    if optimizer is not None and not isinstance(optimizer, str):
-        kwargs["optimizer"] = optimizer.__class__.from_config(optimizer.get_config())
-    clone.compile(**kwargs)
+    config = model.get_compile_config()
+    if config:
+        clone.compile_from_config(config)
     from ..state import set_info
     set_info(clone, info)
-    return clone, f"rebuilt {info.name} with the {name} policy (weights kept)"
+    return clone

@@ -1,50 +1,21 @@
-"""`%fit`: plan, train with the live callback, leave the record, remember.
+"""`%fit`: find the model, plan, train in a session, remember the run.
 
-Thin orchestration of the stages: `plan.build_plan` (arguments, data,
-checks, Keras options), `callback.LiveCallback` (view and registry), the
-views (`nbkeras.view`), the registry run, and the model's `ModelInfo`.
-It also owns how a run ends: completed, stopped by the user (SIGINT ends
-training after the current batch, keeping the weights), or failed (NaN
-loss, out of memory, any other error), each with a short message.
+`run_fit` is a short sequence of named steps: `find_model`, `build_plan`
+(arguments, data, checks, Keras options; changes nothing), then a
+`FitSession` (`nbkeras.train.session`) that applies the plan, trains with
+the live callback and undoes what it set however the run ends, and
+finally `remember` (history on the model and in its `ModelInfo`). A run
+stopped by the user (interrupt or stop button) keeps its weights and
+partial history, and ends the cell as interrupted (`TrainingStopped`), so
+Jupyter skips the cells queued after it.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import signal
-import threading
 
-from ..errors import DataError, FitUsageError, did_you_mean
+from ..errors import FitUsageError, did_you_mean
 from ..state import get_info
-
-
-class _EpochWriter:
-    """Commits `log_epoch` on a background thread, so a slow disk never slows
-    training; `end_run` first waits for the epochs still queued."""
-
-    def __init__(self, registry):
-        import queue
-        self._registry = registry
-        self._queue = queue.Queue()
-        self._thread = threading.Thread(target=self._work, name="nbkeras-registry", daemon=True)
-        self._thread.start()
-
-    def _work(self):
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            self._registry.log_epoch(*item)
-
-    def log_epoch(self, run_id, epoch, metrics):
-        if run_id is not None:
-            self._queue.put((run_id, epoch, metrics))
-
-    def end_run(self, run_id, status, error=None):
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-        self._registry.end_run(run_id, status, error=error)
 
 
 def find_model(shell, name: str):
@@ -67,27 +38,6 @@ def find_model(shell, name: str):
     return model
 
 
-def _install_sigint(live):
-    """First Ctrl-C/stop: end after the current batch; a second one: at once."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        if live.stop_requested:
-            raise KeyboardInterrupt
-        live.request_stop()
-
-    signal.signal(signal.SIGINT, handler)
-    return previous
-
-
-def _is_oom(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return ("resourceexhausted" in text or "out of memory" in text or " oom " in f" {text} "
-            or "resource_exhausted" in text)
-
-
 def merge_history(old: dict, new: dict) -> dict:
     """Append `new` epochs to `old`, padding metrics either side lacks with NaN."""
     old_n = max((len(v) for v in old.values()), default=0)
@@ -105,102 +55,116 @@ def run_fit(shell, args, magics):
 
     Args:
         shell: the IPython shell.
-        args: the parsed `%fit` arguments.
+        args: the parsed `%fit` arguments (read only by `build_plan`).
         magics: the `NbkerasMagics` configurable (update_interval,
             plot_budget, display_mode).
     """
+    from .device import enable_memory_growth
+    from .plan import build_plan
+    from .session import FitSession
+
+    model = find_model(shell, args.name)
+    info = get_info(model, args.name)
+    plan = build_plan(shell, args, model, info)
+    for note in plan.notes:
+        print(f"nbkeras: {note}")
+    enable_memory_growth()
+    with FitSession(shell, plan, model, info) as session:
+        state, view = start_view(shell, plan, session, magics)
+        live = start_live(plan, session, state, view, magics)
+        session.train([live])
+        finish(plan, session, state, view)
+    history = remember(plan, session, state)
+    if session.status == "stopped":
+        raise session.stopped_error(max(state.epoch, plan.initial_epoch + 1))
+    if session.error is not None:
+        raise session.error
+    return history
+
+
+def start_view(shell, plan, session, magics):
+    """The run's `RunState` and its view (panel, text or quiet), shown."""
     import keras
 
     from ..view.progress import RunState
     from ..view.text import choose_view
-    from .callback import LiveCallback, NonFiniteLoss, StopRequested
-    from .device import device_line, enable_memory_growth, use_mixed_precision
-    from .plan import build_plan, restore_model
+    from .device import device_line, is_mixed
 
-    enable_memory_growth()
-    model = find_model(shell, args.name)
-    info = get_info(model, args.name)
-    if args.mixed_precision:
-        model, note = use_mixed_precision(model, info)
-        if note:
-            shell.user_ns[args.name] = model
-            print(f"nbkeras: {note}")
-    plan = build_plan(shell, args, model, info)
-    for note in plan.notes:
-        print(f"nbkeras: {note}")
-
-    interval = args.update_interval if args.update_interval is not None else magics.update_interval
-    mixed = str(keras.mixed_precision.global_policy().name).startswith("mixed")
-    state = RunState(name=args.name, epochs=plan.epochs, initial_epoch=plan.initial_epoch,
-                     steps=plan.steps, step_size=plan.step_size, device=device_line(mixed),
-                     history={k: list(v) for k, v in info.history.items()} if args.resume else {})
-    before = state.epochs_recorded()
-    view = choose_view(shell, magics.display_mode, text=args.text, quiet=args.quiet,
+    info = session.info
+    interval = plan.update_interval if plan.update_interval is not None else magics.update_interval
+    state = RunState(name=plan.name, epochs=plan.epochs, initial_epoch=plan.initial_epoch,
+                     steps=plan.steps, step_size=plan.step_size,
+                     device=device_line(is_mixed(session.model)),
+                     history={k: list(v) for k, v in info.history.items()} if plan.resume else {})
+    state.before = state.epochs_recorded()
+    view = choose_view(shell, magics.display_mode, text=plan.text, quiet=plan.quiet,
                        update_interval=interval, plot_budget=magics.plot_budget)
-    from ..registry import get_registry
-    registry = get_registry()  # never raises; degrades to a no-op with one warning
-    run_id = registry.start_run(
-        model=args.name, version_id=info.version_id, options=plan.options, device=state.device,
-        backend=keras.backend.backend(), epochs_planned=plan.epochs,
-        notebook=os.environ.get("JPY_SESSION_NAME"))
-    if run_id is not None:
-        registry = _EpochWriter(registry)
-    live = LiveCallback(state, view, registry, run_id, update_interval=interval)
+    session.start_run(state.device, keras.backend.backend())
+    view.start(state)
+    return state, view
 
-    status, message, error = "completed", "", None
-    previous = _install_sigint(live)
-    try:
-        view.start(state)
-        model.fit(plan.x, callbacks=plan.callbacks + [live], **plan.fit_kwargs)
-    except (StopRequested, KeyboardInterrupt):
-        status = "stopped"
-        message = (f"stopped at epoch {max(state.epoch, plan.initial_epoch + 1)} of {plan.epochs}"
-                   f" (weights kept; {state.epochs_recorded() - before} epochs recorded)")
-    except NonFiniteLoss as exc:
-        status = "failed"
-        message = f"loss became {exc.value} at epoch {exc.epoch}, batch {exc.batch}"
-        error = DataError(f"{message}: training stopped. A lower learning rate or normalized "
-                          "inputs (e.g. x / 255) usually help; the weights may hold NaN now, "
-                          "so rebuild the model")
-    except Exception as exc:
-        status = "failed"
+
+def start_live(plan, session, state, view, magics):
+    """The Keras callback feeding the view and the registry, and its stop handler."""
+    from .callback import LiveCallback
+    interval = plan.update_interval if plan.update_interval is not None else magics.update_interval
+    live = LiveCallback(state, view, session.registry, session.run_id, update_interval=interval)
+    session.install_sigint(live)
+    return live
+
+
+def finish(plan, session, state, view) -> None:
+    """Say how the run ended and leave the static record."""
+    done = state.epochs_recorded() - state.before
+    message = ""
+    if session.status == "stopped":
+        message = (f"stopped at epoch {max(state.epoch, plan.initial_epoch + 1)} of "
+                   f"{plan.epochs} (weights kept; {done} epochs recorded)")
+    elif session.status == "failed":
         message = f"failed at epoch {max(state.epoch, plan.initial_epoch + 1)} of {plan.epochs}"
-        if _is_oom(exc):
-            bs = args.batch_size
-            error = FitUsageError(f"out of memory with batch size {bs}: try a smaller "
-                                  f"--batch-size, e.g. -b {max(1, bs // 2)}")
-        else:
-            error = exc
-    finally:
-        live.closed = True  # batch ends still queued on Keras' workers: ignore them
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-        if getattr(model, "_eval_epoch_iterator", None) is not None:
-            model._eval_epoch_iterator = None  # Keras leaves it behind when fit raises
-        restore_model(plan, model)
-
-    done = state.epochs_recorded() - before
-    if status == "completed" and plan.initial_epoch + done < plan.epochs:
+        if session.error is not None and "loss became" in str(session.error):
+            message = str(session.error).split(":")[0]
+    elif plan.initial_epoch + done < plan.epochs:
         last = plan.initial_epoch + done
-        message = (f"early stop at epoch {last} of {plan.epochs} (best weights restored)"
-                   if args.early_stop is not None else
-                   f"ended at epoch {last} of {plan.epochs}: the data ran out")
-    state.finish(status, message)
-    try:
-        view.finish(state)
-    finally:
-        registry.end_run(run_id, status, error=str(error) if error else None)
-        this_run = {k: v[before:] for k, v in state.history.items()}
-        info.history = merge_history(info.history, this_run)
-        info.epochs_done += done
-        if run_id is not None:
-            info.run_ids.append(run_id)
+        restored = restored_epoch(plan, state)
+        if plan.early_stop is not None and restored is not None:
+            state.weights_epoch = restored
+            message = (f"early stop at epoch {last} of {plan.epochs}: the model holds the "
+                       f"weights of epoch {restored} (best {plan.monitor})")
+        elif plan.early_stop is not None:
+            message = f"early stop at epoch {last} of {plan.epochs}"
+        else:
+            message = f"ended at epoch {last} of {plan.epochs}: the data ran out"
+    state.finish(session.status, message)
+    view.finish(state)
+
+
+def restored_epoch(plan, state):
+    """The 1-based epoch whose weights `--early-stop` restored, or None."""
+    import keras
+    for cb in plan.callbacks:
+        if (isinstance(cb, keras.callbacks.EarlyStopping) and cb.restore_best_weights
+                and cb.stopped_epoch > 0 and cb.best_weights is not None):
+            return cb.best_epoch - plan.initial_epoch + state.before + 1
+    return None
+
+
+def remember(plan, session, state):
+    """Keep this run's history on the model and in its `ModelInfo`; return the
+    plain Keras `History` of this run (also `model.history`)."""
+    import keras
+
+    info, model = session.info, session.model
+    this_run = {k: v[state.before:] for k, v in state.history.items()}
+    done = state.epochs_recorded() - state.before
+    info.history = merge_history(info.history, this_run)
+    info.epochs_done += done
+    if session.run_id is not None:
+        info.run_ids.append(session.run_id)
     history = keras.callbacks.History()
     history.set_model(model)
     history.history = this_run
     history.epoch = list(range(plan.initial_epoch, plan.initial_epoch + done))
     history.params = {"epochs": plan.epochs, "steps": plan.steps, "verbose": 0}
     model.history = history
-    if error is not None:
-        raise error
     return history

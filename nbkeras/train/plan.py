@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -25,8 +25,15 @@ SCHEDULES = ("cosine", "exponential", "step")
 
 @dataclass
 class FitPlan:
-    """What `model.fit` is called with, plus what the views need to know."""
+    """Everything one `%fit` run does, decided before anything changes.
 
+    The whole contract between the magic and training: no later stage reads
+    the argparse namespace. Building a plan evaluates and checks the data
+    and maps every option onto Keras, but changes nothing (no compile, no
+    global setting, no registry row): `FitSession` applies it.
+    """
+
+    name: str
     x: Any
     y: Any = None
     fit_kwargs: Dict[str, Any] = field(default_factory=dict)
@@ -35,9 +42,20 @@ class FitPlan:
     initial_epoch: int = 0
     steps: Optional[int] = None
     step_size: int = 1
+    batch_size: int = 32
     notes: List[str] = field(default_factory=list)
     options: Dict[str, Any] = field(default_factory=dict)
-    restore: Dict[str, Any] = field(default_factory=dict)
+    settle: Dict[str, str] = field(default_factory=dict)
+    model_settings: Dict[str, Any] = field(default_factory=dict)
+    mixed_precision: bool = False
+    seed: Optional[int] = None
+    early_stop: Optional[int] = None
+    monitor: str = "loss"
+    mode: str = "min"
+    resume: bool = False
+    quiet: bool = False
+    text: bool = False
+    update_interval: Optional[float] = None
 
 
 def evaluate(shell, expr: str, what: str):
@@ -118,63 +136,65 @@ def lr_schedule(kind: str, base: float, epochs: int, decay: Optional[float],
     return lambda e, lr=None: base * factor ** (e // every)
 
 
-class AtomicCheckpoint:
-    """Factory for the best-model checkpoint callback (Keras imported lazily)."""
+def atomic_checkpoint(path: str, monitor: str, mode: str):
+    """Keras' own `ModelCheckpoint` (best only, the given monitor and mode),
+    made atomic: Keras writes a hidden file beside `path`, which then
+    replaces `path` with `os.replace`, so a crash never leaves a half file."""
+    import keras
 
-    @staticmethod
-    def make(path: str, monitor: str, mode: str = "auto"):
-        import keras
+    weights_only = path.endswith(".weights.h5")
+    suffix = ".weights.h5" if weights_only else ".keras"
+    folder = os.path.dirname(os.path.abspath(path))
 
-        class _AtomicCheckpoint(keras.callbacks.Callback):
-            """Save the best model to `path`: write a temporary file in the same
-            folder, then `os.replace` it, so a crash never leaves a half file."""
+    class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+        def __init__(self):
+            self.final_path = path
+            self.tmp_path = os.path.join(folder, f".nbkeras-{os.getpid()}-{id(self):x}{suffix}")
+            super().__init__(self.tmp_path, monitor=monitor, mode=mode, save_best_only=True,
+                             save_weights_only=weights_only, verbose=0)
 
-            def __init__(self):
-                super().__init__()
-                self.path, self.monitor = path, monitor
-                lower = mode == "min" or (mode == "auto" and ("loss" in monitor or "error" in monitor))
-                self.better = (lambda a, b: a < b) if lower else (lambda a, b: a > b)
-                self.best = None
+        def on_train_begin(self, logs=None):
+            os.makedirs(folder, exist_ok=True)
+            super().on_train_begin(logs)
 
-            def on_train_begin(self, logs=None):
-                self.best = None
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if os.path.exists(self.tmp_path):
+                os.replace(self.tmp_path, self.final_path)
 
-            def on_epoch_end(self, epoch, logs=None):
-                value = (logs or {}).get(self.monitor)
-                if value is None or not math.isfinite(value):
-                    return
-                if self.best is not None and not self.better(value, self.best):
-                    return
-                self.best = value
-                folder = os.path.dirname(os.path.abspath(self.path))
-                os.makedirs(folder, exist_ok=True)
-                suffix = ".weights.h5" if self.path.endswith(".weights.h5") else ".keras"
-                fd, tmp = tempfile.mkstemp(prefix=".nbkeras-", suffix=suffix, dir=folder)
-                os.close(fd)
-                try:
-                    if suffix == ".keras":
-                        self.model.save(tmp)
-                    else:
-                        self.model.save_weights(tmp, overwrite=True)
-                    os.replace(tmp, self.path)
-                finally:
-                    if os.path.exists(tmp):
-                        os.unlink(tmp)
+        def on_train_end(self, logs=None):
+            super().on_train_end(logs)
+            if os.path.exists(self.tmp_path):
+                os.unlink(self.tmp_path)
 
-        return _AtomicCheckpoint()
+    return AtomicModelCheckpoint()
+
+
+def _require(package: str, option: str, pip_name: Optional[str] = None) -> None:
+    """Refuse an option whose optional package is missing, before training."""
+    if importlib.util.find_spec(package) is None:
+        raise FitUsageError(f"{option} needs the `{package}` package: "
+                            f"`pip install {pip_name or package}`, then run the cell again")
 
 
 def _callbacks(args, plan: FitPlan, model, info, has_val: bool) -> None:
     import keras
-    monitor = args.monitor or ("val_loss" if has_val else "loss")
+
+    from ..metricvocab import direction
+    plan.monitor = monitor = args.monitor or ("val_loss" if has_val else "loss")
+    plan.mode = mode = direction(monitor, model)
     cbs = plan.callbacks
     if args.lr_schedule and args.reduce_lr is not None:
         raise FitUsageError("--lr-schedule and --reduce-lr both set the learning rate: use one")
+    if args.tensorboard:
+        _require("tensorboard", "--tensorboard")
     if args.early_stop is not None:
-        cbs.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=args.early_stop,
+        cbs.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
+                                                 patience=args.early_stop,
                                                  restore_best_weights=True))
     if args.reduce_lr is not None:
-        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, patience=args.reduce_lr,
+        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode,
+                                                     patience=args.reduce_lr,
                                                      factor=args.lr_decay or 0.1))
     if args.lr_schedule:
         kind = args.lr_schedule.lower()
@@ -188,12 +208,46 @@ def _callbacks(args, plan: FitPlan, model, info, has_val: bool) -> None:
         if not (path.endswith(".keras") or path.endswith(".weights.h5")):
             raise FitUsageError(f"--checkpoint {path!r}: the file name must end in `.keras` "
                                 "(whole model) or `.weights.h5` (weights only)")
-        cbs.append(AtomicCheckpoint.make(path, monitor))
+        cbs.append(atomic_checkpoint(path, monitor, mode))
     if args.tensorboard:
         cbs.append(keras.callbacks.TensorBoard(log_dir=args.tensorboard))
     if args.csv:
         cbs.append(keras.callbacks.CSVLogger(args.csv, append=bool(args.resume)))
     plan.options["monitor"] = monitor
+
+
+def _head(data, n: int = 2):
+    """The first `n` samples of arrays, or of each array in a list or dict."""
+    if isinstance(data, dict):
+        return {k: _head(v, n) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_head(v, n) for v in data]
+    return data[:n]
+
+
+def check_monitor(args, model, x, y) -> None:
+    """Refuse `--monitor` naming a metric the model does not log.
+
+    The logged names are read from one evaluation on two samples (Keras
+    names its metrics only once they are built); weights do not change.
+    Datasets are not probed: Keras then warns at the first epoch end.
+    """
+    if not args.monitor or is_dataset(x) or y is None:
+        return
+    name = args.monitor[4:] if args.monitor.startswith("val_") else args.monitor
+    if name == "loss":
+        return
+    try:
+        logged = list(model.evaluate(_head(x), _head(y), verbose=0, return_dict=True))
+    except Exception:
+        return  # the data checks passed; Keras itself will say more at the first epoch
+    if name in logged:
+        return
+    has_val = bool(args.val or args.val_split)
+    names = logged + ([f"val_{k}" for k in logged] if has_val else [])
+    hint = did_you_mean(args.monitor, names)
+    raise FitUsageError(f"--monitor {args.monitor}: the model does not log `{name}`"
+                        f"{hint}; it logs {', '.join(names)}")
 
 
 def _epochs(args, info):
@@ -226,7 +280,12 @@ def _step_size(args, model, steps: Optional[int]) -> int:
 
 
 def build_plan(shell, args, model, info) -> FitPlan:
-    """Evaluate and check the data, and map every option onto Keras."""
+    """Evaluate and check the data, and map every option onto Keras.
+
+    Raises `FitUsageError` or `DataError` for a user's mistake; changes
+    nothing (the model, its compile configuration, the dtype policy and the
+    registry stay as they were).
+    """
     if args.batch_size is not None and args.batch_size < 1:
         raise FitUsageError(f"--batch-size {args.batch_size}: give at least 1")
     if args.val and args.val_split is not None:
@@ -245,8 +304,12 @@ def build_plan(shell, args, model, info) -> FitPlan:
     sw = to_arrays(evaluate(shell, args.sample_weight, "--sample-weight"),
                    args.sample_weight) if args.sample_weight else None
 
-    plan = FitPlan(x=x, y=y)
-    plan.notes += check_fit_data(model, x, y, args.x, args.y, info, sw, args.sample_weight or "")
+    plan = FitPlan(name=args.name, x=x, y=y, batch_size=args.batch_size,
+                   mixed_precision=bool(args.mixed_precision), seed=args.seed,
+                   early_stop=args.early_stop, resume=bool(args.resume), quiet=bool(args.quiet),
+                   text=bool(args.text), update_interval=args.update_interval)
+    plan.notes += check_fit_data(model, x, y, args.x, args.y, info, sw, args.sample_weight or "",
+                                 settled=plan.settle)
     val = None
     if args.val:
         if len(args.val) > 2:
@@ -255,7 +318,9 @@ def build_plan(shell, args, model, info) -> FitPlan:
         vy = to_arrays(evaluate(shell, args.val[1], "--val"), args.val[1]) if len(args.val) > 1 else None
         if not is_dataset(vx) and vy is None:
             raise FitUsageError(f"--val {args.val[0]}: give the validation targets too: --val XVAL YVAL")
-        plan.notes += check_fit_data(model, vx, vy, args.val[0], args.val[1] if vy is not None else None, info)
+        plan.notes += check_fit_data(model, vx, vy, args.val[0],
+                                     args.val[1] if vy is not None else None, info,
+                                     settled=plan.settle)
         val = vx if vy is None else (vx, vy)
 
     plan.initial_epoch, plan.epochs = _epochs(args, info)
@@ -265,7 +330,8 @@ def build_plan(shell, args, model, info) -> FitPlan:
     elif dataset:
         plan.steps = _dataset_steps(x)
     elif n is not None:
-        n_train = n - int(n * args.val_split) if args.val_split else n
+        # Keras keeps floor(n * (1 - split)) samples for training
+        n_train = int(math.floor(n * (1.0 - args.val_split))) if args.val_split else n
         plan.steps = math.ceil(n_train / args.batch_size)
     plan.step_size = _step_size(args, model, plan.steps)
 
@@ -297,30 +363,22 @@ def build_plan(shell, args, model, info) -> FitPlan:
                                     f"{type(cw).__name__}: give `balanced` or a dict class -> weight")
             kw["class_weight"] = {int(k): float(v) for k, v in cw.items()}
 
+    check_monitor(args, model, x, y)
     _callbacks(args, plan, model, info, has_val=bool(val is not None or args.val_split))
-    _device_options(args, plan, model)
+    _model_settings(args, plan, model)
     plan.options.update({k: v for k, v in vars(args).items()
                          if isinstance(v, (str, int, float, bool, list, type(None)))})
     plan.options.update(epochs_planned=plan.epochs, initial_epoch=plan.initial_epoch)
     return plan
 
 
-def _device_options(args, plan: FitPlan, model) -> None:
-    """--seed, --jit, --steps-per-execution: set for this run, restored after."""
-    import keras
-    if args.seed is not None:
-        keras.utils.set_random_seed(args.seed)
-    changed = False
+def _model_settings(args, plan: FitPlan, model) -> None:
+    """--jit, --steps-per-execution: what this run sets on the model (the
+    session sets them and restores the old values afterwards)."""
     if args.steps_per_execution is not None and plan.step_size != model.steps_per_execution:
-        plan.restore["steps_per_execution"] = model.steps_per_execution
-        model.steps_per_execution = plan.step_size
-        changed = True
+        plan.model_settings["steps_per_execution"] = plan.step_size
     if args.jit and not model.jit_compile:
-        plan.restore["jit_compile"] = model.jit_compile
-        model.jit_compile = True
-        changed = True
-    if changed:
-        reset_functions(model)
+        plan.model_settings["jit_compile"] = True
 
 
 def reset_functions(model) -> None:
@@ -328,12 +386,3 @@ def reset_functions(model) -> None:
     for attr in ("train_function", "test_function", "predict_function"):
         if hasattr(model, attr):
             setattr(model, attr, None)
-
-
-def restore_model(plan: FitPlan, model) -> None:
-    """Undo the per-run settings of `_device_options`."""
-    if not plan.restore:
-        return
-    for key, value in plan.restore.items():
-        setattr(model, key, value)
-    reset_functions(model)

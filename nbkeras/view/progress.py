@@ -11,17 +11,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
-_LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "mape", "msle", "crossentropy",
-                    "hinge", "divergence", "poisson", "cosh")
+from ..fmt import fmt, fmt_duration  # noqa: F401  (re-exported)
+from ..metricvocab import direction, lower_is_better  # noqa: F401  (re-exported)
+
 _NOT_METRICS = ("learning_rate", "lr")
-
-
-def lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of `metric` is better (losses and errors)."""
-    name = metric[4:] if metric.startswith("val_") else metric
-    return any(part in name for part in _LOWER_IS_BETTER)
 
 
 def family(metric: str) -> str:
@@ -31,29 +26,6 @@ def family(metric: str) -> str:
 
 def is_plotted(metric: str) -> bool:
     return family(metric) not in _NOT_METRICS
-
-
-def fmt(value: Optional[float]) -> str:
-    """A metric value in a few significant digits ('' when missing)."""
-    if value is None:
-        return ""
-    if not math.isfinite(value):
-        return str(value)
-    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-        return f"{value:.3e}"
-    return f"{value:.4f}"
-
-
-def fmt_duration(seconds: float) -> str:
-    """'12s', '3m05s', '1h02m'."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
-    minutes, sec = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 @dataclass
@@ -73,6 +45,16 @@ class RunState:
         step: batches done in the epoch in progress.
         status: 'running', 'completed', 'stopped' or 'failed'.
         message: one line said at the end ("stopped at epoch 3 of 10").
+        before: epochs in `history` from earlier runs (`--resume`).
+        directions: metric -> 'min' or 'max', from the compiled model's
+            metrics (`nbkeras.metricvocab`); names decide the others.
+        trace: (x, running batch loss) of the epoch in progress, x a
+            fractional epoch (epoch e runs from x = e - 1 to x = e).
+        first_step_at: when the run's first batch ended (compiling and
+            tracing done); rates and ETAs count from there.
+        compile_time: seconds from the first epoch's start to its first step.
+        weights_epoch: the epoch whose weights the model holds when that is
+            not the last one (early stopping restored the best weights).
     """
 
     name: str = "model"
@@ -90,17 +72,48 @@ class RunState:
     epoch_started: float = field(default_factory=time.perf_counter)
     ended: Optional[float] = None
     epoch_times: List[float] = field(default_factory=list)
+    before: int = 0
+    directions: Dict[str, str] = field(default_factory=dict)
+    trace: List[Tuple[float, float]] = field(default_factory=list)
+    first_step_at: Optional[float] = None
+    compile_time: float = 0.0
+    weights_epoch: Optional[int] = None
+    _rate_origin: Tuple[float, int] = (0.0, 0)
 
     # -- writers (the callback) ---------------------------------------------
     def begin_epoch(self, epoch_index: int) -> None:
         """Keras' 0-based `epoch` index starts."""
         self.epoch = epoch_index + 1
         self.step = 0
+        self.trace = []
         self.epoch_started = time.perf_counter()
+        self._rate_origin = (self.epoch_started, 0)
+
+    def end_batch(self, step: int, loss: Optional[float] = None) -> None:
+        """A batch ended (`step` batches done in this epoch); `loss` is Keras'
+        running mean of this epoch's batch losses."""
+        if step > self.step:
+            self.step = step
+        if self.first_step_at is None:
+            now = time.perf_counter()
+            self.first_step_at = now
+            self.compile_time = now - self.epoch_started
+            self._rate_origin = (now, step)  # the first step paid for compiling
+
+    def add_trace(self, loss: float) -> None:
+        """Keep a point of the running batch loss for the chart (throttled by the caller)."""
+        if self.steps and loss is not None and math.isfinite(loss):
+            self.trace.append((self.epoch - 1 + min(self.step, self.steps) / self.steps, loss))
 
     def end_epoch(self, logs: Dict[str, float]) -> None:
         """Record one finished epoch's logs (a copy is kept)."""
-        self.epoch_times.append(time.perf_counter() - self.epoch_started)
+        took = time.perf_counter() - self.epoch_started
+        if len(self.epoch_times) == 0:
+            took -= self.compile_time  # the first epoch's compiling is not an epoch's cost
+        self.epoch_times.append(max(took, 0.0))
+        self.trace = []
+        if self.steps:
+            self.step = self.steps  # a finished epoch shows its batch bar full
         done = self.epochs_recorded()
         for key, value in logs.items():
             try:
@@ -154,14 +167,22 @@ class RunState:
         finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
         if not finite:
             return None, None
-        pick = min if lower_is_better(metric) else max
+        mode = self.directions.get(metric) or direction(metric)
+        pick = min if mode == "min" else max
         value, index = pick(finite, key=lambda p: p[0])
         return value, index + 1
 
+    def compiling(self) -> bool:
+        """Whether the run is still waiting for its first step (compiling, tracing)."""
+        return self.status == "running" and self.first_step_at is None
+
     def batch_rate(self) -> Optional[float]:
-        """Batches per second in the epoch in progress."""
-        dt = time.perf_counter() - self.epoch_started
-        return self.step / dt if self.step and dt > 0 else None
+        """Batches per second in the epoch in progress, leaving out the first
+        step's compile time (None until a step has been timed)."""
+        origin_time, origin_step = self._rate_origin
+        dt = time.perf_counter() - origin_time
+        done = self.step - origin_step
+        return done / dt if done > 0 and dt > 0 else None
 
     def epoch_eta(self) -> Optional[float]:
         """Seconds left in the epoch in progress."""
@@ -172,11 +193,26 @@ class RunState:
 
     def run_eta(self) -> Optional[float]:
         """Seconds left in the run, from the mean epoch time."""
-        if not self.epoch_times:
-            return None
         left = self.epochs - max(self.epoch, self.initial_epoch + len(self.epoch_times))
-        mean = sum(self.epoch_times) / len(self.epoch_times)
+        if self.epoch_times:
+            mean = sum(self.epoch_times) / len(self.epoch_times)
+        else:  # during the first epoch: from the step rate
+            rate = self.batch_rate()
+            if rate is None or not self.steps:
+                return None
+            mean = self.steps / rate
         return max(0.0, left * mean + (self.epoch_eta() or 0.0))
+
+    def held(self, metric: str) -> Optional[float]:
+        """The value for the weights the model holds: the last epoch's, or the
+        restored epoch's after early stopping (None when missing)."""
+        if self.weights_epoch is None:
+            return self.current(metric)
+        values = self.history.get(metric) or []
+        i = self.weights_epoch - 1
+        if 0 <= i < len(values) and values[i] == values[i]:
+            return values[i]
+        return None
 
     def summary(self) -> str:
         """One line: status, epochs, elapsed, the main metrics."""
@@ -185,7 +221,7 @@ class RunState:
             for key in (fam, "val_" + fam):
                 if key in self.history and is_plotted(key):
                     value, epoch = self.best(key)
-                    parts.append(f"{key} {fmt(self.current(key))} (best {fmt(value)} @{epoch})")
+                    parts.append(f"{key} {fmt(self.held(key))} (best {fmt(value)} @{epoch})")
         return " · ".join(parts)
 
     def status_line(self) -> str:

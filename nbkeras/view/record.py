@@ -1,66 +1,124 @@
-"""The static record a `%fit` cell leaves in the saved notebook.
+"""The panel's HTML, live and as the static record left in the notebook.
 
-Widgets need a kernel to render; a notebook reopened later, converted with
-nbconvert or shown on GitHub has none. So when a run ends, however it ends,
-the live panel is replaced by plain HTML (the final metrics table and the
-status) and one PNG of the history plot. Both are small, and their size
-does not grow with the number of batches or epochs, which keeps one
-`%fit` cell's outputs far under 100 KB. Imports no Keras.
+One function renders every part of the panel (header, epoch bar, batch
+bar with rate and ETA, metric table) from one snapshot of the `RunState`,
+so no two parts can disagree. The same HTML, with the run's final state,
+is the static record: widgets need a kernel to render, a notebook reopened
+later, converted with nbconvert or shown on GitHub has none. The chart of
+the record is one PNG (`plots.record_png`), at 2x for HiDPI screens and
+shown at the live chart's size, so nothing jumps when the record replaces
+the panel. Colours and fonts follow the notebook's theme (JupyterLab CSS
+variables, with fallbacks). Imports no Keras.
 """
 
 from __future__ import annotations
 
 import html
-from typing import Optional
+from typing import Optional, Tuple
 
 from .progress import RunState, fmt, fmt_duration
 
-_STATUS_COLOR = {"completed": "#2ca02c", "running": "#1f77b4",
-                 "stopped": "#d62728", "failed": "#d62728"}
+_STATUS_COLOR = {"completed": "var(--jp-success-color1,#2e7d32)",
+                 "running": "var(--jp-brand-color1,#1976d2)",
+                 "stopped": "var(--jp-error-color1,#d32f2f)",
+                 "failed": "var(--jp-error-color1,#d32f2f)"}
+_FONT = ("font-family:var(--jp-ui-font-family,sans-serif);font-size:var(--jp-ui-font-size1,13px);"
+         "color:var(--jp-ui-font-color1,#333);line-height:1.5")
+_CELL = "padding:2px 10px;text-align:right;border-bottom:1px solid var(--jp-border-color2,#e0e0e0)"
+BAR_WIDTH = 260
 
 
 def metrics_table_html(state: RunState) -> str:
-    """The table of current and best value of every metric, train and val."""
-    rows = []
+    """Value and best of every metric, train and val, for the weights the model holds."""
     has_val = any(k.startswith("val_") for k in state.history)
-    for fam in state.metrics():
-        cells = [f"<td style='text-align:left'><b>{html.escape(fam)}</b></td>"]
-        keys = [fam] + (["val_" + fam] if has_val else [])
-        for key in keys:
-            cur = state.current(key)
-            value, epoch = state.best(key)
-            best = f"{fmt(value)} <small>(ep {epoch})</small>" if epoch else ""
-            cells.append(f"<td>{fmt(cur)}</td><td>{best}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = "<th></th><th>train</th><th>best</th>"
+    at = ""
+    if state.weights_epoch is not None:
+        at = f" <small>(epoch {state.weights_epoch})</small>"
+    head = [f"<th style='{_CELL};text-align:left'></th>", f"<th style='{_CELL}'>train{at}</th>",
+            f"<th style='{_CELL}'>best (epoch)</th>"]
     if has_val:
-        head += "<th>val</th><th>best</th>"
-    return ("<table class='nbkeras-metrics' style='border-collapse:collapse;font-size:12px'>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        head += [f"<th style='{_CELL}'>val{at}</th>", f"<th style='{_CELL}'>best (epoch)</th>"]
+    rows = []
+    for fam in state.metrics():
+        cells = [f"<td style='{_CELL};text-align:left'><b>{html.escape(fam)}</b></td>"]
+        for key in [fam] + (["val_" + fam] if has_val else []):
+            value, epoch = state.best(key)
+            best = f"{fmt(value)} <small>({epoch})</small>" if epoch else ""
+            cells.append(f"<td style='{_CELL}'>{fmt(state.held(key))}</td>"
+                         f"<td style='{_CELL}'>{best}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (f"<table class='nbkeras-metrics' data-epochs-done='{state.epochs_recorded()}' "
+            "style='border-collapse:collapse;margin-top:4px;font-variant-numeric:tabular-nums'>"
+            f"<thead><tr>{''.join(head)}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
-def bar_html(fraction: float, color: str, width: int = 240) -> str:
+def bar_html(fraction: float, color: str, width: int = BAR_WIDTH) -> str:
     fraction = min(max(fraction, 0.0), 1.0)
-    return (f"<div style='display:inline-block;width:{width}px;height:8px;background:#e0e0e0;"
-            f"border-radius:3px;vertical-align:middle'><div style='width:{fraction * 100:.1f}%;"
-            f"height:8px;background:{color};border-radius:3px'></div></div>")
+    return (f"<span style='display:inline-block;width:{width}px;height:9px;"
+            "background:var(--jp-layout-color3,#e0e0e0);border-radius:4px;vertical-align:middle'>"
+            f"<span style='display:block;width:{fraction * 100:.1f}%;height:9px;background:{color};"
+            "border-radius:4px'></span></span>")
 
 
-def header_html(state: RunState) -> str:
-    color = _STATUS_COLOR.get(state.status, "#1f77b4")
-    done = state.epoch if state.status == "running" else state.epochs_recorded()
-    fraction = done / state.epochs if state.epochs else 1.0
-    return (f"<div style='font-size:12px'><b>{html.escape(state.name)}</b> "
-            f"<span style='color:{color}'>{html.escape(state.status_line())}</span> "
-            f"{bar_html(fraction, color)} · {html.escape(state.device)} · "
-            f"{fmt_duration(state.elapsed())}</div>")
+def _rate(rate: Optional[float]) -> str:
+    return f"{rate:.0f} batch/s" if rate >= 10 else f"{rate:.2f} batch/s"
+
+
+def panel_html(state: RunState) -> str:
+    """Header, epoch bar, batch bar and table, from one snapshot of `state`."""
+    color = _STATUS_COLOR.get(state.status, _STATUS_COLOR["running"])
+    running = state.status == "running"
+    done = state.epochs_recorded()
+    status = "compiling…" if state.compiling() else (
+        "training" if running else state.status_line())
+    header = (f"<div class='nbkeras-header'><b>{html.escape(state.name)}</b> · "
+              f"<span style='color:{color}'>{html.escape(status)}</span> · "
+              f"{html.escape(state.device)} · {fmt_duration(state.elapsed())}</div>")
+    epoch_text = f"{done}/{state.epochs}"
+    eta = state.run_eta() if running else None
+    if eta is not None:
+        epoch_text += f" · ETA {fmt_duration(eta)}"
+    lines = [header, _row("epochs", state.epochs and done / state.epochs, color, epoch_text,
+                          "nbkeras-epochs")]
+    if running:
+        step, steps = state.step, state.steps
+        parts = [f"{step}/{steps}" if steps else f"{step}"]
+        if state.compiling():
+            parts.append("compiling…")
+        else:
+            rate = state.batch_rate()
+            if rate:
+                parts.append(_rate(rate))
+            if state.epoch_eta() is not None:
+                parts.append(f"ETA {fmt_duration(state.epoch_eta())}")
+        if state.step_size > 1:
+            parts.append(f"in steps of {state.step_size} (--steps-per-execution)")
+        label = f"epoch {max(state.epoch, 1)}"
+        lines.append(_row(label, (step / steps) if steps else 0.0, color, " · ".join(parts),
+                          "nbkeras-batches"))
+    elif state.steps:  # the record keeps the row, so nothing jumps, with the last rate
+        parts = [f"{state.steps}/{state.steps} batches"]
+        if state.epoch_times:
+            mean = sum(state.epoch_times) / len(state.epoch_times)
+            parts.append(f"{fmt_duration(mean)} per epoch")
+        lines.append(_row(f"epoch {max(state.epoch, 1)}", 1.0, color, " · ".join(parts),
+                          "nbkeras-batches"))
+    if state.history:
+        lines.append(metrics_table_html(state))
+    return (f"<div class='nbkeras-panel' data-status='{state.status}' "
+            f"data-epochs-done='{done}' style='{_FONT}'>" + "".join(lines) + "</div>")
+
+
+def _row(label: str, fraction: float, color: str, text: str, cls: str) -> str:
+    return (f"<div class='{cls}'><span style='display:inline-block;width:64px'>{label}</span>"
+            f"{bar_html(fraction, color)} <span class='{cls}-text'>{html.escape(text)}</span></div>")
 
 
 class StaticRecord:
-    """The final table as HTML, with a plain-text summary for text frontends."""
+    """The final panel as HTML, with a plain-text summary for text frontends."""
 
     def __init__(self, state: RunState):
-        self.html = header_html(state) + metrics_table_html(state)
+        self.html = panel_html(state)
         self.text = state.summary()
 
     def _repr_mimebundle_(self, include=None, exclude=None):
@@ -71,18 +129,31 @@ class StaticRecord:
 
 
 class PlotImage:
-    """The final history plot as a PNG output."""
+    """The final chart as a 2x PNG, shown at its CSS size."""
 
-    def __init__(self, png: bytes, name: str = "model"):
-        self.png = png
-        self.name = name
+    def __init__(self, png: bytes, name: str = "model", size: Optional[Tuple[int, int]] = None):
+        self.png, self.name, self.size = png, name, size
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"image/png": self.png, "text/plain": f"<history plot of {self.name}>"}
+        data = {"image/png": self.png, "text/plain": f"<history plot of {self.name}>"}
+        if self.size is None:
+            return data
+        return data, {"image/png": {"width": self.size[0], "height": self.size[1]}}
 
 
-def show_record(state: RunState, png: Optional[bytes], handle=None) -> None:
-    """Leave the static record: replace `handle`'s output (the live panel), then the plot."""
+def record_chart(state: RunState) -> Optional[PlotImage]:
+    """The record's chart (None when no epoch was recorded)."""
+    from .plots import record_png
+    made = record_png(state)
+    if made is None:
+        return None
+    png, width, height = made
+    return PlotImage(png, state.name, (width, height))
+
+
+def show_record(state: RunState, handle=None, chart_handle=None) -> None:
+    """Leave the static record: the HTML in place of the live panel, the PNG
+    in place of the live chart (or below it when there was none)."""
     from IPython.display import display
 
     record = StaticRecord(state)
@@ -90,5 +161,13 @@ def show_record(state: RunState, png: Optional[bytes], handle=None) -> None:
         handle.update(record)
     else:
         display(record)
-    if png:
-        display(PlotImage(png, state.name))
+    chart = record_chart(state)
+    if chart_handle is not None:
+        chart_handle.update(chart if chart is not None else _Empty())
+    elif chart is not None:
+        display(chart)
+
+
+class _Empty:
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"text/plain": ""}

@@ -1,0 +1,209 @@
+"""One `%fit` run, as a context manager that leaves nothing behind.
+
+`FitSession` applies a checked `FitPlan` and owns everything the run
+changes: the seed, a dtype policy scoped to this run (the model copied
+under mixed precision keeps working after the global policy is restored),
+the losses settled from the labels, the model's per-run settings (`--jit`,
+`--steps-per-execution`), the SIGINT handler, and the registry run's start
+and end. However the run ends (completed, stopped, failed) `__exit__`
+undoes what was set, in reverse order. Nothing here runs before the plan
+(arguments and data) has been checked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any, List, Optional
+
+from ..errors import DataError, FitUsageError, TrainingStopped
+from .checks import settle_losses
+from .plan import FitPlan, reset_functions
+
+
+class _EpochWriter:
+    """Commits `log_epoch` on a background thread, so a slow disk never slows
+    training; `end_run` first waits for the epochs still queued."""
+
+    def __init__(self, registry):
+        import queue
+        self._registry = registry
+        self._queue = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="nbkeras-registry", daemon=True)
+        self._thread.start()
+
+    def _work(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            self._registry.log_epoch(*item)
+
+    def log_epoch(self, run_id, epoch, metrics, directions=None):
+        if run_id is not None:
+            self._queue.put((run_id, epoch, metrics, directions))
+
+    def end_run(self, run_id, status, error=None):
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._registry.end_run(run_id, status, error=error)
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Whether `exc` says the device ran out of memory (any backend)."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return ("resourceexhausted" in text or "out of memory" in text or " oom " in f" {text} "
+            or "resource_exhausted" in text)
+
+
+class FitSession:
+    """Apply `plan` to `model` for one run; undo it on exit.
+
+    Args:
+        shell: the IPython shell (the model's name is rebound there when
+            `--mixed-precision` makes a mixed copy).
+        plan: the checked `FitPlan`.
+        model: the compiled Keras model.
+        info: the model's `ModelInfo`.
+
+    Example:
+        >>> with FitSession(shell, plan, model, info) as session:
+        ...     session.train(view, live)
+    """
+
+    def __init__(self, shell, plan: FitPlan, model, info):
+        self.shell, self.plan, self.model, self.info = shell, plan, model, info
+        self.registry = None
+        self.run_id: Optional[int] = None
+        self.status = "completed"
+        self.error: Optional[BaseException] = None
+        self._undo: List[Any] = []
+
+    # -- entering: each step registers how to undo itself ----------------------
+    def __enter__(self) -> "FitSession":
+        try:
+            self._seed()
+            self._mixed_precision()
+            settle_losses(self.model, self.info, self.plan.settle)
+            self._model_settings()
+        except BaseException:
+            self._run_undo()
+            raise
+        return self
+
+    def _seed(self) -> None:
+        if self.plan.seed is not None:
+            import keras
+            keras.utils.set_random_seed(self.plan.seed)
+
+    def _mixed_precision(self) -> None:
+        from .device import is_mixed, mixed_policy_name, mixed_precision_copy
+        if not self.plan.mixed_precision or is_mixed(self.model):
+            return
+        import keras
+        previous = keras.mixed_precision.global_policy()
+        self._undo.append(lambda: keras.mixed_precision.set_dtype_policy(previous))
+        policy = mixed_policy_name()
+        keras.mixed_precision.set_dtype_policy(policy)
+        self.model = mixed_precision_copy(self.model, self.info, policy)
+        self.shell.user_ns[self.plan.name] = self.model
+        print(f"nbkeras: rebuilt {self.plan.name} with the {policy} policy (weights kept)")
+
+    def _model_settings(self) -> None:
+        model, settings = self.model, self.plan.model_settings
+        if not settings:
+            return
+        old = {key: getattr(model, key) for key in settings}
+
+        def restore():
+            for key, value in old.items():
+                setattr(model, key, value)
+            reset_functions(model)
+
+        self._undo.append(restore)
+        for key, value in settings.items():
+            setattr(model, key, value)
+        reset_functions(model)
+
+    def start_run(self, device: str, backend: str) -> Optional[int]:
+        """Open the registry run (this run's status is written on exit)."""
+        from ..registry import get_registry
+        registry = get_registry()  # never raises; degrades to a no-op with one warning
+        plan = self.plan
+        self.run_id = registry.start_run(
+            model=plan.name, version_id=self.info.version_id, options=plan.options,
+            device=device, backend=backend, epochs_planned=plan.epochs,
+            notebook=os.environ.get("JPY_SESSION_NAME"))
+        self.registry = _EpochWriter(registry) if self.run_id is not None else registry
+        return self.run_id
+
+    def install_sigint(self, live) -> None:
+        """First Ctrl-C/stop: end after the current batch; a second one: at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if live.stop_requested:
+                raise KeyboardInterrupt
+            live.request_stop()
+
+        signal.signal(signal.SIGINT, handler)
+        self._undo.append(lambda: signal.signal(signal.SIGINT, previous))
+
+    # -- training ------------------------------------------------------------------
+    def train(self, callbacks: list) -> None:
+        """`model.fit` with the plan; sets `status` and `error` however it ends."""
+        plan = self.plan
+        try:
+            self.model.fit(plan.x, callbacks=plan.callbacks + callbacks, **plan.fit_kwargs)
+        except Exception as exc:
+            self._failed(exc)
+        except KeyboardInterrupt:  # a second interrupt, or one between two batches
+            self.status = "stopped"
+        finally:
+            from ..keras_private import clear_eval_iterator
+            clear_eval_iterator(self.model)
+
+    def _failed(self, exc: Exception) -> None:
+        from .callback import NonFiniteLoss, StopRequested
+        if isinstance(exc, StopRequested):
+            self.status = "stopped"
+            return
+        self.status = "failed"
+        if isinstance(exc, NonFiniteLoss):
+            self.error = DataError(
+                f"loss became {exc.value} at epoch {exc.epoch}, batch {exc.batch}: training "
+                "stopped. A lower learning rate or normalized inputs (e.g. x / 255) usually "
+                "help; the weights may hold NaN now, so rebuild the model")
+        elif is_oom(exc):
+            bs = self.plan.batch_size
+            self.error = FitUsageError(f"out of memory with batch size {bs}: try a smaller "
+                                       f"--batch-size, e.g. -b {max(1, bs // 2)}")
+        else:
+            self.error = exc
+
+    def stopped_error(self, epoch: int) -> TrainingStopped:
+        name = self.plan.name
+        return TrainingStopped(f"stopped at epoch {epoch} of {self.plan.epochs}: weights kept, "
+                               f"history in `{name}.history`")
+
+    # -- leaving -----------------------------------------------------------------------
+    def __exit__(self, etype, value, tb) -> None:
+        try:
+            if self.registry is not None:
+                status = self.status if etype is None else "failed"
+                error = self.error if etype is None else value
+                self.registry.end_run(self.run_id, status,
+                                      error=str(error) if error is not None else None)
+        finally:
+            self._run_undo()
+
+    def _run_undo(self) -> None:
+        while self._undo:
+            undo = self._undo.pop()
+            try:
+                undo()
+            except Exception:  # undo the rest whatever happens
+                pass
