@@ -5,11 +5,13 @@ The server gets its own root, workspace and settings folders and its own
 `NBKERAS_HOME`. One test runs a notebook that trains a tiny model with
 `%%model` and `%fit` and watches the sidebar list the run, count its epochs
 while it trains and show its final metrics; it saves the screenshots the
-README shows (docs/img). Others write runs into the server's registry from
-the test process, the way a training kernel does, to time the updates and
-check that names stay text, that the hidden panel asks nothing of the
-server, that 10,000 runs scroll, and that a missing server extension is
-explained. Elements are found by role and accessible name.
+README shows, into test-artifacts/screenshots/ (ignored by git;
+`scripts/refresh_readme_images.sh` copies them to docs/img). Others write
+runs into the server's registry from the test process, the way a training
+kernel does, to time the updates and check that names stay text, that the
+hidden panel asks nothing of the server, that 10,000 runs scroll, and that
+a missing server extension is explained. Elements are found by role and
+accessible name.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from playwright.sync_api import expect, sync_playwright
 from nbkeras.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
-IMG = ROOT / "docs" / "img"
+# Screenshots go to an ignored folder, so running the tests leaves the tree
+# clean; scripts/refresh_readme_images.sh copies them into docs/img.
+IMG = ROOT / "test-artifacts" / "screenshots"
 TOKEN = "nbkeras-browser-test"
 XSS = "<img src=x onerror=alert(1)>"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

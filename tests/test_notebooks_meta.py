@@ -6,6 +6,10 @@ under `pytest --nbval-lax`, comparing the cells marked
 `# NBVAL_CHECK_OUTPUT`). These checks keep them fit for both: each one
 introduces itself, downloads nothing, has something for nbval to compare,
 and stores clean, small outputs.
+
+The .ipynb files are the tutorials' only source: edit them in JupyterLab;
+`scripts/make_notebooks.py` re-runs them in place to refresh their outputs
+(without widget state).
 """
 
 from __future__ import annotations
@@ -23,6 +27,16 @@ EXPECTED = {"quickstart", "cnn", "functional", "regression", "binary_metrics", "
             "tf_data"}
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 MAX_CELL_OUTPUT = 100_000
+# The whole file: prose, code and outputs (a few PNGs). The largest tutorial
+# is about 120 KB; one that grows past this stores something it should not
+# (widget state, a PNG per epoch, a long log).
+MAX_NOTEBOOK_BYTES = 160_000
+# Widget state saved with the notebook (JupyterLab's "Save Widget State
+# Automatically", nbclient's default when executing headlessly), and the
+# output that points at a widget model. Neither renders once the kernel is
+# gone: a finished `%fit` leaves a static HTML record and a PNG instead.
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # Code that would fetch data or talk to the network (Keras' `load_data` and
 # `get_file`, scikit-learn's `fetch_*`, urllib, requests, any URL).
 NETWORK = re.compile(r"load_data|get_file|\bfetch_|urlopen|urlretrieve|\brequests\b|https?:|\bhttp\b|wget|curl")
@@ -83,7 +97,7 @@ def test_stored_outputs_are_executed_and_clean(path):
     for i, cell in enumerate(_code_cells(_read(path))):
         assert cell.execution_count is not None, (
             f"{path.name} code cell {i} was never run: store the outputs "
-            "(`python notes/make_notebooks.py --execute` or `jupyter nbconvert --execute --inplace`)")
+            f"(`.venv/bin/python scripts/make_notebooks.py {path.stem}`)")
         for output in cell.outputs:
             assert output.output_type != "error", f"{path.name} code cell {i} stored an error"
             assert not (output.output_type == "stream" and output.name == "stderr"), (
@@ -97,3 +111,24 @@ def test_each_cell_output_is_small(path):
     for i, cell in enumerate(_code_cells(_read(path))):
         size = len(json.dumps(cell.outputs))
         assert size < MAX_CELL_OUTPUT, f"{path.name} code cell {i} stores {size:,} bytes of output"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_stores_no_widget_state(path):
+    book = _read(path)
+    fix = f"(`.venv/bin/python scripts/make_notebooks.py {path.stem}` re-runs it without)"
+    stored = "widgets" in book.metadata
+    size = len(json.dumps(book.metadata.get("widgets")))
+    assert not stored, f"{path.name} stores widget state in metadata.widgets ({size:,} bytes) {fix}"
+    for i, cell in enumerate(_code_cells(book)):
+        kinds = {kind for output in cell.outputs for kind in output.get("data", {})}
+        dead = sorted(kinds & {WIDGET_VIEW, WIDGET_STATE})
+        assert not dead, (f"{path.name} code cell {i} stores {dead[0]}: its widget model is dead "
+                          f"once the kernel is gone {fix}")
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_notebook_file_is_small(path):
+    size = path.stat().st_size
+    assert size < MAX_NOTEBOOK_BYTES, (
+        f"{path.name} is {size:,} bytes (limit {MAX_NOTEBOOK_BYTES:,}): what does it store twice?")

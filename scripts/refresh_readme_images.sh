@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Refresh the README's pictures (docs/img/sidebar.png, fit-panel.png, fit-panel-live.png,
+# fit-record.png).
+#
+# The browser tests that train a model in JupyterLab take them; it writes
+# them to test-artifacts/screenshots/ (ignored by git), so running the test
+# suite never changes a tracked file. This script runs those two tests and
+# copies its screenshots into docs/img/, for a person to look at and commit.
+# Needs Debian's chromium (apt-get install -y chromium) and a set-up .venv
+# (bash scripts/setup.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shots=test-artifacts/screenshots
+images=(sidebar.png fit-panel.png fit-panel-live.png fit-record.png)
+for name in "${images[@]}"; do rm -f "$shots/$name"; done
+NBKERAS_HOME="$(mktemp -d)" TF_CPP_MIN_LOG_LEVEL=3 PYTHONHASHSEED=0 \
+  .venv/bin/python -m pytest -q -p no:cacheprovider \
+  "tests/test_browser.py::test_notebook_training_shows_live_in_the_sidebar" \
+  "tests/test_browser_panel.py::test_live_panel_draws_every_epoch_and_agrees_with_itself" "$@"
+mkdir -p docs/img
+for name in "${images[@]}"; do
+  if [ ! -s "$shots/$name" ]; then
+    echo "error: the test passed but left no $shots/$name" >&2
+    exit 1
+  fi
+  cp "$shots/$name" "docs/img/$name"
+  echo "docs/img/$name updated"
+done
