@@ -26,10 +26,12 @@ class NbkerasMagics(Magics, Configurable):
 
     update_interval = Float(
         0.2, config=True,
-        help="Least time in seconds between two redraws of the live panel.")
+        help="Least time in seconds between two batch redraws of the live panel "
+             "(every epoch end is drawn whatever it says).")
     plot_budget = Float(
         0.01, config=True,
-        help="Largest share of training time the history plot may spend redrawing.")
+        help="Unused: the live chart is drawn by the browser at every epoch end. "
+             "Kept so that existing configurations still load.")
     display_mode = Enum(
         ["auto", "widget", "text"], "auto", config=True,
         help="How %fit shows progress: ipywidgets panel, plain text, or chosen from the frontend.")

@@ -96,7 +96,7 @@ def test_live_panel_draws_every_epoch_and_agrees_with_itself(lab, browser):
             timeout=120_000)
         expect(output.locator("img")).to_have_count(1)
         IMG.mkdir(parents=True, exist_ok=True)
-        output.screenshot(path=str(IMG / "fit-panel.png"))
+        output.screenshot(path=str(IMG / "fit-record.png"))
 
         # The record is in the file: it survives a reload with no widget state.
         page.keyboard.press("Control+s")
