@@ -79,6 +79,16 @@ def _timed(owner, attr, slot):
 for _a in ("on_train_begin", "on_epoch_begin", "on_train_batch_end", "on_test_begin", "on_epoch_end"):
     _timed(_nbcb.LiveCallback, _a, "inside")
 _timed(keras.Model, "fit", "fit")
+import nbkeras.view.panel as _nbpanel
+_UPD = []
+_draw = _nbpanel.Panel.draw
+def _draw_timed(self, state):
+    t = time.perf_counter()
+    try:
+        return _draw(self, state)
+    finally:
+        _UPD.append(time.perf_counter() - t)
+_nbpanel.Panel.draw = _draw_timed
 """
 
 DATA = {
@@ -88,11 +98,15 @@ DATA = {
     "digits": ("from sklearn.datasets import load_digits\n"
                "d = load_digits()\nx = (d.data / 16).astype('float32')\ny = d.target"),
 }
+DATA["fast"] = DATA["digits"]
 MODEL = {
     "mlp": ("keras.Sequential([keras.Input((784,)), keras.layers.Dense(128, activation='relu'), "
             "keras.layers.Dense(10, activation='softmax')])"),
     "digits": ("keras.Sequential([keras.Input((64,)), keras.layers.Dense(64, activation='relu'), "
                "keras.layers.Dense(10, activation='softmax')])"),
+    # a fast step (over 1,000 steps a second here), standing for a GPU's step rate
+    "fast": ("keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, activation='relu'), "
+             "keras.layers.Dense(10, activation='softmax')])"),
 }
 FIT = {
     "baseline": "m.fit(x, y, epochs={epochs}, batch_size={batch}, verbose=0)",
@@ -129,7 +143,7 @@ def run_workload(name: str, n: int, epochs: int, batch: int, rounds: int) -> dic
                          f"_c0 = time.process_time()\n{fit}\n_CPU.append(time.process_time() - _c0)\n"
                          "_OWN.append(time.perf_counter() - _w0 - _T['fit'] + _T['inside'])")
             plan.append((r, method, len(cells) - 1))
-    cells.append("import json; print(json.dumps([_CPU, _OWN]))")
+    cells.append("import json; print(json.dumps([_CPU, _OWN, _UPD]))")
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     with tempfile.TemporaryDirectory() as home:
         env_home = os.environ.get("NBKERAS_HOME")
@@ -142,7 +156,7 @@ def run_workload(name: str, n: int, epochs: int, batch: int, rounds: int) -> dic
                 os.environ.pop("NBKERAS_HOME", None)
             else:
                 os.environ["NBKERAS_HOME"] = env_home
-    cpu_all, own_all = json.loads(nb.cells[-1].outputs[0]["text"])
+    cpu_all, own_all, updates = json.loads(nb.cells[-1].outputs[0]["text"])
     cpu = {m: [] for m in METHODS}
     times = {m: [] for m in METHODS}
     sizes = {m: [] for m in METHODS}
@@ -175,6 +189,9 @@ def run_workload(name: str, n: int, epochs: int, batch: int, rounds: int) -> dic
         "output_bytes": {m: max(sizes[m]) for m in METHODS},
         "nbkeras_own_share": {"median": statistics.median(own_share), "max": max(own_share),
                               "per_round": own_share},
+        "panel_update_ms": {"median": 1000 * statistics.median(updates),
+                            "p99": 1000 * sorted(updates)[int(0.99 * (len(updates) - 1))],
+                            "count": len(updates)},
     }
 
 
@@ -192,6 +209,9 @@ def table(results: list) -> str:
         own = res["nbkeras_own_share"]
         lines.append(f"  nbkeras' own time: {own['median']:.1%} of the %fit cell "
                      f"(max {own['max']:.1%} over the rounds)")
+        upd = res["panel_update_ms"]
+        lines.append(f"  panel update (HTML + SVG chart, kernel side): median {upd['median']:.2f} ms,"
+                     f" p99 {upd['p99']:.2f} ms over {upd['count']} updates")
     return "\n".join(lines)
 
 
@@ -199,12 +219,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small data, 1 round: a smoke run")
     parser.add_argument("--rounds", type=int, help="timed rounds (default 5, --quick 1)")
-    parser.add_argument("--only", choices=["mlp", "digits"], help="one workload")
+    parser.add_argument("--only", choices=["mlp", "digits", "fast"], help="one workload")
     parser.add_argument("--out", default=str(HERE / "results" / "fit.json"))
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 5)
     workloads = [("mlp", 6000 if args.quick else 60000, 3, 32),
-                 ("digits", 1797, 10 if args.quick else 50, 32)]
+                 ("digits", 1797, 10 if args.quick else 50, 32),
+                 ("fast", 1797, 5 if args.quick else 20, 8)]
     results = []
     started = time.time()
     for name, n, epochs, batch in workloads:

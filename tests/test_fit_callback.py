@@ -5,7 +5,6 @@ import math
 
 import pytest
 
-from nbkeras.view.plots import HistoryPlot, PlotBudget
 from nbkeras.view.progress import RunState
 from nbkeras.view.record import StaticRecord, metrics_table_html, panel_html
 from nbkeras.view.text import MAX_LINES, QuietView, TextView, choose_view
@@ -190,32 +189,6 @@ def test_choose_view():
     assert choose_view(Kernelish()).kind == "widget"
 
 
-def test_plot_reuses_one_figure_and_stays_small():
-    state = RunState(epochs=50)
-    plot = HistoryPlot()
-    pngs = []
-    for e in range(50):
-        state.end_epoch({"loss": 1 / (e + 1), "val_loss": 1.2 / (e + 1), "accuracy": e / 50,
-                         "learning_rate": 0.001})
-        if e in (0, 49):
-            pngs.append(plot.render(state))
-            if e == 0:
-                fig = plot._fig
-    assert plot._fig is fig
-    assert all(p.startswith(b"\x89PNG") for p in pngs)
-    assert len(pngs[-1]) < 40_000
-    assert plot._families == ["loss", "accuracy"]  # one panel per family, no learning rate
-
-
-def test_plot_budget():
-    budget = PlotBudget(0.02, first_cost=0.1)
-    assert not budget.allows(elapsed=1.0)     # 0.1 s of drawing in 1 s of training: too much
-    assert budget.allows(elapsed=10.0)
-    budget.record(0.1)
-    assert not budget.allows(elapsed=6.0)
-    assert budget.allows(elapsed=10.0)
-
-
 def test_record_table_has_current_and_best_of_every_metric():
     state = RunState(name="m", epochs=2)
     state.end_epoch({"loss": 1.0, "val_loss": 0.5, "accuracy": 0.4, "val_accuracy": 0.6})
@@ -305,22 +278,6 @@ def test_every_epoch_end_is_shown_whatever_the_throttle(live):
     assert len(view.kinds("batch")) <= 1   # batch redraws thinned by the throttle
 
 
-def test_a_rerun_finds_its_axes_already_drawn():
-    def run(plot):
-        state = RunState(epochs=20)
-        for e in range(20):
-            state.end_epoch({"loss": 2 / (e + 1), "accuracy": 0.5 + e / 50})
-            plot.render(state)
-        return plot.render(state)
-
-    plot = HistoryPlot()
-    first = run(plot)
-    draws = plot.full_draws
-    assert draws <= 2          # limits with headroom: the axes are rarely redrawn
-    assert run(plot) == first  # same run again: same pixels, from the cached axes
-    assert plot.full_draws == draws
-
-
 def test_batch_ends_out_of_order_never_move_the_bar_back(live):
     cb, state, _, _ = live
     cb.on_epoch_begin(0)
@@ -330,13 +287,3 @@ def test_batch_ends_out_of_order_never_move_the_bar_back(live):
     cb.closed = True          # after the run ended: late batch ends are ignored
     cb.on_train_batch_end(9, {"loss": math.nan})
     assert state.step == 5
-
-
-def test_many_metric_families_are_capped_in_a_grid():
-    from nbkeras.view.plots import MAX_PANELS
-    state = RunState(epochs=3)
-    for e in range(3):
-        state.end_epoch({f"out{i}_loss": 1.0 / (e + 1) for i in range(12)})
-    plot = HistoryPlot()
-    png = plot.render(state)
-    assert len(plot._families) == MAX_PANELS and len(png) < 60_000

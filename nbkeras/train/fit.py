@@ -57,7 +57,7 @@ def run_fit(shell, args, magics):
         shell: the IPython shell.
         args: the parsed `%fit` arguments (read only by `build_plan`).
         magics: the `NbkerasMagics` configurable (update_interval,
-            plot_budget, display_mode).
+            display_mode).
     """
     from .device import enable_memory_growth
     from .plan import build_plan
@@ -98,7 +98,7 @@ def start_view(shell, plan, session, magics):
                      history={k: list(v) for k, v in info.history.items()} if plan.resume else {})
     state.before = state.epochs_recorded()
     view = choose_view(shell, magics.display_mode, text=plan.text, quiet=plan.quiet,
-                       update_interval=interval, plot_budget=magics.plot_budget)
+                       update_interval=interval)
     session.start_run(state.device, keras.backend.backend())
     view.start(state)
     return state, view

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .chart import chart_svg
+from .plots import warm_up
 from .progress import RunState
 from .record import panel_html, show_record
 
@@ -51,12 +52,11 @@ class Panel:
     Args:
         update_interval: least seconds between two batch redraws (the
             callback throttles). Defaults to `0.2`.
-        plot_budget: unused; kept so old configurations still load.
     """
 
     kind = "widget"
 
-    def __init__(self, update_interval: float = 0.2, plot_budget: Optional[float] = None):
+    def __init__(self, update_interval: float = 0.2):
         import ipywidgets as w
 
         self.update_interval = update_interval
@@ -74,6 +74,7 @@ class Panel:
         from IPython.display import display
 
         self.state = state
+        warm_up()  # imports matplotlib for the record while training runs (once per kernel)
         self.draw(state)
         self._handle = display(_Shown(self.main, state.name), display_id=True)
         self._chart_handle = display(_Shown(self.chart, f"<chart of {state.name}>"),

@@ -84,7 +84,7 @@ def has_widget_frontend(shell) -> bool:
 
 
 def choose_view(shell, mode: str = "auto", text: bool = False, quiet: bool = False,
-                update_interval: float = 0.2, plot_budget: float = 0.01):
+                update_interval: float = 0.2):
     """The view for one run: `QuietView`, `TextView` or the widget `Panel`.
 
     Args:
@@ -99,5 +99,5 @@ def choose_view(shell, mode: str = "auto", text: bool = False, quiet: bool = Fal
         return TextView()
     if mode == "widget" or has_widget_frontend(shell):
         from .panel import Panel
-        return Panel(update_interval=update_interval, plot_budget=plot_budget)
+        return Panel(update_interval=update_interval)
     return TextView()
