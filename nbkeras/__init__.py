@@ -6,9 +6,11 @@ loading the extension stays fast and the first `%%model` pays for it.
 
 from __future__ import annotations
 
-from .errors import DataError, FitUsageError, NbkerasError, SpecError, TrainingStopped
+from .errors import (DataError, FitUsageError, NbkerasError, SpecError, TrainingStopped,
+                     UsageError)
 
-__all__ = ["SpecError", "DataError", "FitUsageError", "NbkerasError", "TrainingStopped", "runs",
+__all__ = ["SpecError", "DataError", "UsageError", "FitUsageError", "NbkerasError",
+           "TrainingStopped", "runs",
            "load_ipython_extension"]
 __version__ = "0.1.0"
 

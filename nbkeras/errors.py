@@ -52,8 +52,12 @@ class DataError(NbkerasError, ValueError):
     """The data given to `%fit`, `%evaluate` or `%predict` does not fit the model."""
 
 
-class FitUsageError(NbkerasError):
-    """A magic was called with arguments that cannot work (unknown model, bad flag value)."""
+class UsageError(NbkerasError):
+    """A magic was called with arguments that cannot work (unknown model, bad
+    flag value, a missing optional package), in any magic."""
+
+
+FitUsageError = UsageError  # the name before 0.2, when only %fit raised it
 
 
 class TrainingStopped(NbkerasError):

@@ -1,6 +1,6 @@
 """The IPython magics: parse the line, call the stage modules, display.
 
-Each magic body is a few lines; the work lives in `nbkeras.spec`,
+Each magic body is a few lines; the work lives in `nbkeras.notebook`,
 `nbkeras.train` and `nbkeras.results`, imported lazily so that
 `%load_ext nbkeras` never imports Keras.
 """
@@ -13,8 +13,8 @@ from traitlets import Enum, Float
 from traitlets.config import Configurable
 
 from .backend import import_keras
-from .echo import without_echo
-from .lineargs import split_line
+from .notebook.echo import without_echo
+from .notebook.lineargs import split_line
 
 
 @magics_class
@@ -55,7 +55,7 @@ class NbkerasMagics(Magics, Configurable):
     def model(self, line, cell=""):
         """Build and compile a Keras model from a compact spec."""
         import_keras()
-        from .spec.cell import run_model_cell
+        from .notebook.model_cell import run_model_cell
         args = parse_argstring(self.model, line)
         return run_model_cell(self.shell, args, cell or "")
 

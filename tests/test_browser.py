@@ -32,6 +32,7 @@ import pytest
 
 from playwright.sync_api import expect, sync_playwright
 
+from nbkeras.fmt import fmt
 from nbkeras.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,7 +240,7 @@ def test_notebook_training_shows_live_in_the_sidebar(lab, browser):
         assert run["status"] == "completed" and run["epochs"] == 10
         final = run["last"]["val_accuracy"]
         best = run["best"]["val_accuracy"]
-        expect(row).to_contain_text(f"val_accuracy {final:.4g} (best {best:.4g} @"
+        expect(row).to_contain_text(f"val_accuracy {fmt(final)} (best {fmt(best)} @"
                                     f"{run['best_epoch']['val_accuracy']})")
         expect(row).to_contain_text("train.ipynb")
 

@@ -1,5 +1,5 @@
 """`%fit`'s live panel in real JupyterLab (Playwright + Debian's chromium),
-watched the way a user meets it: sampled while a ~20-epoch run trains, then
+watched the way a user meets it: sampled while a 24-epoch run trains, then
 reloaded from the saved file.
 
 Checks that the chart changes at every epoch (it is drawn by the browser
@@ -12,6 +12,7 @@ Screenshots (mid-run and final) go to test-artifacts/screenshots/.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 
@@ -19,7 +20,7 @@ from playwright.sync_api import expect
 
 from test_browser import IMG, browser, lab, open_lab, write_notebook  # noqa: F401  (fixtures)
 
-EPOCHS = 20
+EPOCHS = 24
 CELLS = [
     "%load_ext nbkeras",
     "import numpy as np\nfrom sklearn.datasets import load_digits\nd = load_digits()\n"
@@ -88,6 +89,11 @@ def test_live_panel_draws_every_epoch_and_agrees_with_itself(lab, browser):
         for s in samples:
             pictures.setdefault(s["panel"], set()).add(hashlib.md5(s["svg"].encode()).hexdigest())
         all_pictures = {h for hs in pictures.values() for h in hs}
+        IMG.mkdir(parents=True, exist_ok=True)
+        (IMG.parent / "liveness.json").write_text(json.dumps({
+            "epochs": EPOCHS, "samples": len(samples), "epochs_seen_running": len(seen),
+            "distinct_chart_pictures": len(all_pictures),
+            "epochs_with_a_new_picture": sum(1 for hs in pictures.values() if hs)}, indent=1))
         # the chart changes at every epoch end (and between them, with the batch trace)
         assert len(all_pictures) >= len(seen), (len(all_pictures), sorted(seen))
         assert all(s["svg"] for s in samples if s["panel"]), "an epoch passed with no chart"

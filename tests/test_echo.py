@@ -3,7 +3,7 @@ without altering the object (its type, pickling)."""
 
 import pickle
 
-from nbkeras.echo import without_echo
+from nbkeras.notebook.echo import without_echo
 
 
 class Result:

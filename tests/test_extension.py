@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from nbkeras.errors import FitUsageError
-from nbkeras.lineargs import split_line
+from nbkeras.errors import UsageError
+from nbkeras.notebook.lineargs import split_line
 
 
 def test_load_ext_registers_magics(ip):
@@ -47,7 +47,7 @@ def test_split_line_keeps_expressions_whole(line, expected):
 
 @pytest.mark.parametrize("line", ["m x[1", "m x)", "m 'abc"])
 def test_split_line_reports_unbalanced(line):
-    with pytest.raises(FitUsageError):
+    with pytest.raises(UsageError):
         split_line(line)
 
 
@@ -59,3 +59,29 @@ def test_first_keras_import_prints_no_tensorflow_startup_noise():
                          check=True, env=env)
     assert out.stdout.strip() == "keras"
     assert "cuda" not in out.stderr.lower() and "absl" not in out.stderr
+
+
+def test_the_spec_language_imports_neither_keras_nor_ipython():
+    code = textwrap.dedent("""
+        import sys
+        import nbkeras.speclang.codegen, nbkeras.speclang.lint, nbkeras.speclang.parse
+        bad = [m for m in ("keras", "tensorflow", "IPython", "ipywidgets") if m in sys.modules]
+        print(bad)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_unloading_restores_a_handler_installed_before(ip):
+    import nbkeras
+
+    def mine(shell, etype, evalue, tb, tb_offset=None):
+        return ["mine"]
+
+    nbkeras.unload_ipython_extension(ip)
+    ip.set_custom_exc((ZeroDivisionError,), mine)
+    nbkeras.load_ipython_extension(ip)
+    nbkeras.unload_ipython_extension(ip)
+    assert ip.custom_exceptions == (ZeroDivisionError,)
+    ip.set_custom_exc((), None)
+    nbkeras.load_ipython_extension(ip)

@@ -64,7 +64,8 @@ def test_epochs_reach_state_registry_and_view(live):
     assert state.history["loss"] == [1.0, 0.5, 0.7]
     assert [e for _, e, _ in registry.epochs] == [1, 2, 3]  # 1-based, like the panel
     assert registry.epochs[0] == (7, 1, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.1})
-    assert len(view.kinds("epoch")) == 3
+    cb.on_train_end()
+    assert view.kinds("epoch")[-1][2]["loss"] == 0.7   # the last epoch is on screen
     assert state.best("loss") == (0.5, 2)          # lower is better
     assert state.best("accuracy") == (0.7, 3)      # higher is better
     assert state.best("val_loss") == (pytest.approx(0.6), 2)
@@ -265,18 +266,47 @@ def test_closing_the_panel_leaves_no_widget_model(monkeypatch):
     assert set(_instances) == before
 
 
-def test_every_epoch_end_is_shown_whatever_the_throttle(live):
+def test_every_epoch_end_is_shown_within_a_tenth_of_a_second_whatever_the_throttle():
+    from nbkeras.train.callback import EPOCH_DRAW_INTERVAL, LiveCallback
+    clock = [0.0]
+    drawn = []   # (time, epochs shown)
+
+    class View(RecordingView):
+        def batch(self, state):
+            drawn.append((clock[0], state.epochs_recorded(), "batch"))
+
+        def epoch(self, state):
+            drawn.append((clock[0], state.epochs_recorded(), "epoch"))
+
+    state = RunState(name="m", epochs=40, steps=20)
+    cb = LiveCallback(state, View(), update_interval=3600, clock=lambda: clock[0])
+    cb.on_train_begin()
+    ends = []
+    for e in range(40):          # epochs of 20 ms: 1 ms a batch
+        cb.on_epoch_begin(e)
+        for b in range(20):
+            clock[0] += 0.001
+            cb.on_train_batch_end(b, {"loss": 1.0})
+        cb.on_epoch_end(e, {"loss": 1.0 / (e + 1)})
+        ends.append(clock[0])
+    cb.on_train_end()
+    for e, t in enumerate(ends, start=1):
+        shown = [when for when, n, _ in drawn if n >= e]
+        assert shown and shown[0] - t <= EPOCH_DRAW_INTERVAL + 0.002, (e, t, shown[:1])
+    assert drawn[-1][1] == 40
+    assert len(drawn) <= 0.8 / EPOCH_DRAW_INTERVAL + 2  # 0.8 s of training: ~9 draws, not 40
+
+
+def test_slow_epochs_are_each_drawn_at_once(live):
     cb, state, view, _ = live
     cb.update_interval = 3600
     cb.on_train_begin()
-    for e in range(5):
+    for e in range(3):
         cb.on_epoch_begin(e)
-        for b in range(50):
-            cb.on_train_batch_end(b, {"loss": 1.0})
+        cb.on_train_batch_end(0, {"loss": 1.0})
+        cb._last_draw = -1e9      # an epoch longer than the interval
         cb.on_epoch_end(e, {"loss": 1.0 / (e + 1)})
-    assert [c[1] for c in view.kinds("epoch")] == [1, 2, 3, 4, 5]
-    assert len(view.kinds("batch")) <= 1   # batch redraws thinned by the throttle
-
+    assert len(view.kinds("epoch")) == 3
 
 def test_batch_ends_out_of_order_never_move_the_bar_back(live):
     cb, state, _, _ = live

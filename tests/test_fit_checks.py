@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nbkeras.errors import DataError, FitUsageError
+from nbkeras.errors import DataError, UsageError
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_mismatch_is_a_short_data_error_and_nothing_trains(data, line, expected)
     ("clf x y --class-weight [1, 2]", "give `balanced` or a dict"),
 ])
 def test_usage_errors(data, line, expected):
-    with pytest.raises(FitUsageError) as err:
+    with pytest.raises(UsageError) as err:
         data.run_line_magic("fit", line)
     assert expected in str(err.value)
     assert data.user_ns["_trained"] == []

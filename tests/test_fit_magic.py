@@ -145,13 +145,13 @@ def test_tf_data_dataset_needs_no_y(digits):
 
 def test_out_of_memory_says_use_a_smaller_batch(digits, monkeypatch):
     import keras
-    from nbkeras.errors import FitUsageError
+    from nbkeras.errors import UsageError
 
     def oom(self, *args, **kwargs):
         raise RuntimeError("ResourceExhaustedError: OOM when allocating tensor with shape [256, 4096]")
 
     monkeypatch.setattr(keras.Model, "fit", oom)
-    with pytest.raises(FitUsageError) as err:
+    with pytest.raises(UsageError) as err:
         digits.run_line_magic("fit", "m x y -e 1 -b 256 --quiet")
     assert "out of memory with batch size 256" in str(err.value)
     assert "-b 128" in str(err.value)

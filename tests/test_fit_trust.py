@@ -5,7 +5,7 @@ import pickle
 
 import pytest
 
-from nbkeras.errors import FitUsageError, DataError
+from nbkeras.errors import UsageError, DataError
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_a_refused_fit_changes_nothing(digits):
     runs_before = len(get_registry().runs())
     with pytest.raises(DataError):
         digits.run_line_magic("fit", "clf x y[:10] -e 1 --mixed-precision --quiet")
-    with pytest.raises(FitUsageError):
+    with pytest.raises(UsageError):
         digits.run_line_magic("fit", "clf x y -e 1 --monitor val_acuracy --val-split 0.2 --quiet")
     assert keras.mixed_precision.global_policy().name == "float32"
     assert digits.user_ns["clf"] is clf and clf.get_compile_config() == before
@@ -96,7 +96,7 @@ def test_a_refused_fit_changes_nothing(digits):
 
 
 def test_unknown_monitor_lists_the_logged_metrics(digits):
-    with pytest.raises(FitUsageError) as err:
+    with pytest.raises(UsageError) as err:
         digits.run_line_magic("fit", "clf x y -e 1 --monitor val_acuracy --val-split 0.2 --quiet")
     message = str(err.value)
     assert "val_acuracy" in message and "val_accuracy" in message and "did you mean" in message
@@ -159,7 +159,7 @@ def test_tensorboard_without_tensorboard_is_refused_before_training(digits, monk
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "tensorboard" else real(name, *a))
-    with pytest.raises(FitUsageError, match="pip install tensorboard"):
+    with pytest.raises(UsageError, match="pip install tensorboard"):
         digits.run_line_magic("fit", "clf x y -e 1 --tensorboard logs --quiet")
 
 

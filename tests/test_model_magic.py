@@ -39,7 +39,7 @@ def test_binds_the_compiled_model_and_shows_a_summary(ip, run, capsys):
 
 
 def test_summary_has_an_html_table(run):
-    from nbkeras.spec.summary import ModelSummary
+    from nbkeras.notebook.summary import ModelSummary
     run(cell())
     html = ModelSummary.of(run("mnist"))._repr_html_()
     assert "<table>" in html and "<td>Flatten</td>" in html and "12,730" in html

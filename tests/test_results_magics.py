@@ -6,11 +6,13 @@ import os
 import sqlite3
 
 import numpy as np
+import re
+
 import pytest
 from sklearn import metrics as skm
 from sklearn.datasets import load_digits
 
-from nbkeras.errors import DataError, FitUsageError
+from nbkeras.errors import DataError, UsageError
 from nbkeras.registry import get_registry
 from nbkeras.results import metrics as M
 from nbkeras.state import get_info
@@ -140,9 +142,9 @@ def test_evaluation_is_recorded_against_the_latest_run(ns, run, trained):
     ("m X[:, :10] y", DataError, "samples of shape 10 but the model takes samples of shape 64"),
     ("m X (y+20)", DataError, "outside 0..9"),
     ("m X y*0.5", DataError, "non-integer labels"),
-    ("mm X y", FitUsageError, "did you mean `m`"),
-    ("m X yy", FitUsageError, "did you mean `y`"),
-    ("X X y", FitUsageError, "not a Keras model"),
+    ("mm X y", UsageError, "did you mean `m`"),
+    ("m X yy", UsageError, "did you mean `y`"),
+    ("X X y", UsageError, "not a Keras model"),
 ])
 def test_evaluate_mistakes_are_short_errors(ns, run, line, error, message):
     with pytest.raises(error, match=message.replace("(", r"\(").replace("`", ".")
@@ -197,9 +199,10 @@ def test_predict_show_marks_wrong_predictions_red(ns, run, trained, shown):
     (fig,) = _figures(shown)
     axes = [ax for ax in fig.axes if ax.get_title()]
     assert len(axes) == 12
-    for ax, pred, true in zip(axes, classes, trained["y"][:12]):
-        assert ax.get_title() == f"{pred} (true {true})"
-        assert (ax.title.get_color() == "red") == (pred != true)
+    probs = run("%predict m X[:12]")
+    for ax, pred, true, p in zip(axes, classes, trained["y"][:12], probs):
+        assert ax.get_title() == f"{pred} · {p.max():.0%}\ntrue {true}"   # with the confidence
+        assert (ax.title.get_color() == "#c62828") == (pred != true)
     assert axes[0].images[0].get_array().shape == (8, 8)  # 64 -> 8x8
 
 
@@ -210,7 +213,7 @@ def test_predict_show_draws_image_shapes(ns, run, shown, images):
     (fig,) = _figures(shown)
     drawn = [ax.images[0].get_array() for ax in fig.axes if ax.images]
     assert len(drawn) == 5 and drawn[0].shape[:2] == (8, 8)
-    assert fig.axes[0].get_title().isdigit()  # no labels: just the prediction
+    assert re.fullmatch(r"\d · \d+%", fig.axes[0].get_title())  # no labels: prediction, confidence
 
 
 @pytest.mark.parametrize("line, message", [
@@ -220,7 +223,7 @@ def test_predict_show_draws_image_shapes(ns, run, shown, images):
     ("m X --labels y", "go with `--show N`"),
 ])
 def test_predict_mistakes(ns, run, message, line):
-    with pytest.raises((DataError, FitUsageError), match=message.replace("`", ".")):
+    with pytest.raises((DataError, UsageError), match=message.replace("`", ".")):
         run(f"%predict {line}")
 
 
@@ -270,7 +273,7 @@ def test_models_name_shows_versions_and_runs(ip, run, recorded):
 
 
 def test_models_unknown_name_suggests(ip, run, recorded):
-    with pytest.raises(FitUsageError, match="no model named `mnsit`.*did you mean `mnist`"):
+    with pytest.raises(UsageError, match="no model named `mnsit`.*did you mean `mnist`"):
         run("%models mnsit")
 
 
@@ -290,7 +293,7 @@ def test_models_compare_overlays_curves_and_diffs_specs(ip, run, recorded, shown
 
 
 def test_models_compare_unknown_run(ip, run, recorded):
-    with pytest.raises(FitUsageError, match="no run 999 in the registry"):
+    with pytest.raises(UsageError, match="no run 999 in the registry"):
         run(f"%models --compare {recorded[0]} 999")
 
 
@@ -346,7 +349,7 @@ def test_export_tflite_runs_in_the_interpreter(ns, run, trained, tmp_path):
     ("zz {tmp}/m.keras", "no model named .zz."),
 ])
 def test_export_mistakes(ns, run, tmp_path, line, message):
-    with pytest.raises(FitUsageError, match=message):
+    with pytest.raises(UsageError, match=message):
         run(f"%export {line.format(tmp=tmp_path)}")
 
 
@@ -392,7 +395,7 @@ def test_fit_trains_with_a_corrupt_registry_and_warns_once(ns, run, nbkeras_home
     assert len(record) == 1
     assert len(ns.user_ns["tiny"].history.history["loss"]) == 1  # trained all the same
     assert "not being recorded" in repr(run("%models"))
-    with pytest.raises(FitUsageError, match="nothing to show: runs are not being recorded"):
+    with pytest.raises(UsageError, match="nothing to show: runs are not being recorded"):
         run("%models tiny")
     assert (nbkeras_home / "registry.sqlite3").read_bytes() == b"garbage" * 500  # left alone
 
@@ -426,7 +429,7 @@ def test_export_tf_formats_explain_the_backend_they_need(ns, run, tmp_path, monk
     import keras
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     suffix = ".tflite" if fmt == "tflite" else ""
-    with pytest.raises(FitUsageError, match="needs the TensorFlow backend but this kernel uses `jax`"):
+    with pytest.raises(UsageError, match="needs the TensorFlow backend but this kernel uses `jax`"):
         run(f"%export m {tmp_path}/out{suffix} --format {fmt}")
     assert os.listdir(tmp_path) == []
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from nbkeras import SpecError
-from nbkeras.spec.build import build, layer_kinds
-from nbkeras.spec.parse import parse
+from nbkeras.modelbuild.build import build, layer_kinds
+from nbkeras.speclang.parse import parse
 from spec_examples import EXAMPLES  # tests/ is on sys.path under pytest
 
 

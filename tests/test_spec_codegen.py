@@ -2,9 +2,9 @@
 
 import pytest
 
-from nbkeras.spec.build import build
-from nbkeras.spec.codegen import generate
-from nbkeras.spec.parse import parse
+from nbkeras.modelbuild.build import build
+from nbkeras.speclang.codegen import generate
+from nbkeras.speclang.parse import parse
 from spec_examples import EXAMPLES
 
 MORE = {
@@ -55,7 +55,7 @@ def test_generated_code_builds_the_same_model(name, text):
 
 def test_code_spells_out_arguments_and_compile():
     spec = parse(MORE["keywords"])
-    code = generate(spec, "m")
+    code = generate(spec, "m", build(spec, "m", compile=False))
     assert "layers.Conv2D(filters=8, kernel_size=(3, 3), activation='relu', padding='same'" in code
     assert "keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)" in code
     assert "keras.losses.SparseCategoricalCrossentropy(from_logits=False)" in code
@@ -63,17 +63,19 @@ def test_code_spells_out_arguments_and_compile():
 
 
 def test_python_keywords_as_names_become_valid_variables():
-    code = generate(parse(MORE["attention"]), "m")
+    spec = parse(MORE["attention"])
+    code = generate(spec, "m", build(spec, "m", compile=False))
     assert "class_ = layers.GlobalAveragePooling1D(name='class')(x)" in code
 
 
 def test_code_without_compile():
-    code = generate(parse("input 4\ndense 3"), "m", compile=False)
+    spec = parse("input 4\ndense 3")
+    code = generate(spec, "m", build(spec, "m", compile=False), compile=False)
     assert "compile" not in code and not run_code(code).compiled
 
 
 def test_values_are_written_as_literals_not_pasted():
     spec = parse("input 4\nd = dense 3 name='x\\'); import os; (\\''")
-    code = generate(spec, "m", compile=False)
+    code = generate(spec, "m", build(spec, "m", compile=False), compile=False)
     model = run_code(code)
     assert model.layers[-1].name == "x'); import os; ('"

@@ -9,10 +9,10 @@ built only where the build itself is the behaviour under test.
 import pytest
 
 from nbkeras import SpecError
-from nbkeras.spec.build import build, resolve_layer
-from nbkeras.spec.codegen import generate
-from nbkeras.spec.lint import lint
-from nbkeras.spec.parse import parse
+from nbkeras.modelbuild.build import build, resolve_layer
+from nbkeras.speclang.codegen import generate
+from nbkeras.speclang.lint import lint
+from nbkeras.speclang.parse import parse
 
 
 def value(text):
@@ -306,7 +306,7 @@ def test_code_builds_the_same_model(text):
 def test_parser_stays_free_of_keras():
     import subprocess
     import sys
-    code = ("import sys; from nbkeras.spec.parse import parse; from nbkeras.spec.lint import "
+    code = ("import sys; from nbkeras.speclang.parse import parse; from nbkeras.speclang.lint import "
             "lint; lint(parse('x = input 4\\ndense 3 relu (x)\\nloss mse')); "
             "print('keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

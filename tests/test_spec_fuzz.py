@@ -3,9 +3,9 @@
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from nbkeras import SpecError
-from nbkeras.spec.lint import lint
-from nbkeras.spec.nodes import ModelSpec
-from nbkeras.spec.parse import parse
+from nbkeras.speclang.lint import lint
+from nbkeras.speclang.nodes import ModelSpec
+from nbkeras.speclang.parse import parse
 from spec_examples import EXAMPLES
 
 SEEDS = [text for text, _ in EXAMPLES.values()] + [
@@ -71,7 +71,7 @@ def test_mutated_specs_raise_only_spec_errors(text):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated(), st.sampled_from([None, "4", "8x8x1", "?x8"]))
 def test_mutated_specs_build_or_raise_spec_errors(text, input_shape):
-    from nbkeras.spec.build import build
+    from nbkeras.modelbuild.build import build
     try:
         spec = parse(text) if input_shape is None else parse(text, input_shape=input_shape)
     except SpecError:

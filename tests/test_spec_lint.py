@@ -2,8 +2,8 @@
 
 import pytest
 
-from nbkeras.spec.lint import lint
-from nbkeras.spec.parse import parse
+from nbkeras.speclang.lint import lint
+from nbkeras.speclang.parse import parse
 
 
 def warnings_of(text):
@@ -55,7 +55,7 @@ def test_sound_specs_are_quiet(text):
 
 
 def test_warnings_do_not_stop_the_build():
-    from nbkeras.spec.build import build
+    from nbkeras.modelbuild.build import build
     spec = parse("input 4\ndense 3 softmax\nloss mse")
     assert lint(spec)
     assert build(spec, "m").model.count_params() == 15

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from nbkeras import SpecError
-from nbkeras.spec.nodes import InputStmt, LayerStmt, ModelSpec
-from nbkeras.spec.parse import parse, parse_shape
+from nbkeras.speclang.nodes import InputStmt, LayerStmt, ModelSpec
+from nbkeras.speclang.parse import parse, parse_shape
 
 from spec_examples import EXAMPLES
 
@@ -20,7 +20,7 @@ def values(spec, index=-1):
 
 
 def test_parse_never_imports_keras():
-    code = ("import sys; from nbkeras.spec.parse import parse; from nbkeras.spec.lint import lint;"
+    code = ("import sys; from nbkeras.speclang.parse import parse; from nbkeras.speclang.lint import lint;"
             "lint(parse('input 4\\ndense 3 softmax\\nloss mse'));"
             "print([m for m in ('keras', 'tensorflow') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

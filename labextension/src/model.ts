@@ -286,16 +286,27 @@ export function visibleRange(
   return [Math.max(0, first - overscan), Math.min(count, last + 1 + overscan)];
 }
 
-/** A metric value in at most 4 significant digits; a dash when missing. */
+/**
+ * A metric value in 4 significant digits, trailing zeros kept (1.000 beside
+ * 0.8970, never 1 beside 0.897); scientific outside 0.001 to 100,000; a dash
+ * when missing. The same rule as the kernel's `nbkeras/fmt.py`.
+ */
 export function formatMetric(value: number | null | undefined): string {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     return '–';
   }
   const size = Math.abs(value);
-  if (size !== 0 && (size >= 1e5 || size < 1e-3)) {
-    return value.toExponential(2);
+  if (size === 0) {
+    return '0.000';
   }
-  return String(Number(value.toPrecision(4)));
+  if (size >= 1e5 || size < 1e-3) {
+    // 1.234e-05, as Python writes it
+    return value.toExponential(3).replace(/e([+-])(\d)$/, 'e$10$2');
+  }
+  if (size >= 1e4) {
+    return value.toFixed(0);
+  }
+  return value.toPrecision(4);
 }
 
 /** Seconds as "42 s", "3 min 05 s" or "2 h 07 min". */

@@ -210,8 +210,11 @@ test('the visible range covers the viewport plus overscan, for any number of row
 
 test('values are formatted short and readable', () => {
   assert.equal(formatMetric(0.912345), '0.9123');
-  assert.equal(formatMetric(12.5), '12.5');
-  assert.equal(formatMetric(0.00001234), '1.23e-5');
+  assert.equal(formatMetric(12.5), '12.50');
+  assert.equal(formatMetric(1), '1.000');
+  assert.equal(formatMetric(0.897), '0.8970');
+  assert.equal(formatMetric(12345.6), '12346');
+  assert.equal(formatMetric(0.00001234), '1.234e-05');
   assert.equal(formatMetric(null), '–');
   assert.equal(formatMetric(undefined), '–');
   assert.equal(formatDuration(42.4), '42 s');

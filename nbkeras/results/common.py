@@ -9,12 +9,13 @@ this module stays cheap.
 from __future__ import annotations
 
 import html
+import re
 import math
 import sys
 from typing import Any, List, Optional, Sequence
 
 from ..fmt import fmt, fmt_duration  # noqa: F401  (the one number format)
-from ..errors import DataError, FitUsageError, did_you_mean
+from ..errors import DataError, UsageError, did_you_mean
 
 
 def is_keras_model(obj: Any) -> bool:
@@ -27,7 +28,7 @@ def get_model(shell, name: str):
     """The Keras model bound to `name` in the notebook.
 
     Raises:
-        FitUsageError: no such name, or it is not a Keras model.
+        UsageError: no such name, or it is not a Keras model.
     """
     ns = shell.user_ns
     if name not in ns:
@@ -35,10 +36,10 @@ def get_model(shell, name: str):
         hint = did_you_mean(name, models)
         if not hint and models:
             hint = " (models in this notebook: " + ", ".join(f"`{m}`" for m in models) + ")"
-        raise FitUsageError(f"no model named `{name}`{hint}; build one with `%%model {name}`")
+        raise UsageError(f"no model named `{name}`{hint}; build one with `%%model {name}`")
     model = ns[name]
     if not is_keras_model(model):
-        raise FitUsageError(f"`{name}` is a {type(model).__name__}, not a Keras model")
+        raise UsageError(f"`{name}` is a {type(model).__name__}, not a Keras model")
     return model
 
 
@@ -46,7 +47,7 @@ def evaluate_expr(shell, expr: str, what: str) -> Any:
     """Evaluate a data expression in the notebook namespace.
 
     Raises:
-        FitUsageError: the expression fails, quoting it and the reason.
+        UsageError: the expression fails, quoting it and the reason.
     """
     try:
         return shell.ev(expr)
@@ -56,7 +57,7 @@ def evaluate_expr(shell, expr: str, what: str) -> Any:
             names = [k for k in shell.user_ns if not k.startswith("_")]
             missing = getattr(e, "name", None) or expr
             hint = did_you_mean(missing, names)
-        raise FitUsageError(f"cannot evaluate {what} `{expr}`: {type(e).__name__}: {e}{hint}")
+        raise UsageError(f"cannot evaluate {what} `{expr}`: {type(e).__name__}: {e}{hint}")
 
 
 def n_samples(data: Any) -> Optional[int]:
@@ -133,9 +134,19 @@ def label_indices(y):
     return y.reshape(len(y)).astype("int64")
 
 
+_NUMBER = re.compile(r"^[-+]?(\d[\d,]*\.?\d*|\.\d+)(e[-+]?\d+)?( \(\d+\))?%?$|^$|^–$")
+_CELL = ("padding:3px 12px;border-bottom:1px solid var(--jp-border-color2,#e0e0e0);"
+         "white-space:nowrap;font-variant-numeric:tabular-nums")
+
+
 class Table:
     """Rows of cells that display as an HTML table in a notebook and as
     aligned text in a terminal.
+
+    Text columns are left-aligned, number columns right-aligned, no cell
+    wraps; a headline (the numbers a reader looks for first) stands above
+    the table in the notebook's body size, not in small print under it.
+    Colours follow the notebook's theme.
 
     Args:
         columns: the header.
@@ -143,21 +154,33 @@ class Table:
         title: a line above the table.
         note: a line below it.
         colors: per row, a CSS color for the whole row or None.
+        headline: the key numbers, shown above the table.
     """
 
     def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                 title: str = "", note: str = "", colors: Optional[List[Optional[str]]] = None):
+                 title: str = "", note: str = "", colors: Optional[List[Optional[str]]] = None,
+                 headline: str = ""):
         self.columns = list(columns)
         self.rows = [["" if c is None else str(c) for c in row] for row in rows]
         self.title = title
         self.note = note
+        self.headline = headline
         self.colors = colors or [None] * len(self.rows)
+
+    def numeric(self, i: int) -> bool:
+        """Whether column `i` holds numbers only (right-aligned)."""
+        cells = [r[i] for r in self.rows if i < len(r)]
+        return bool(cells) and any(cells) and all(_NUMBER.match(c) for c in cells)
 
     def __repr__(self) -> str:
         widths = [max([len(c)] + [len(r[i]) for r in self.rows])
                   for i, c in enumerate(self.columns)]
-        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+        right = [self.numeric(i) for i in range(len(self.columns))]
+        line = lambda cells: "  ".join(c.rjust(w) if r else c.ljust(w)
+                                       for c, w, r in zip(cells, widths, right)).rstrip()
         out = [self.title] if self.title else []
+        if self.headline:
+            out.append(self.headline)
         out += [line(self.columns), line(["-" * w for w in widths])]
         out += [line(r) for r in self.rows]
         if self.note:
@@ -166,14 +189,26 @@ class Table:
 
     def _repr_html_(self) -> str:
         esc = html.escape
-        parts = [f"<p><b>{esc(self.title)}</b></p>" if self.title else "",
-                 "<table class='nbkeras-table'><thead><tr>",
-                 "".join(f"<th>{esc(c)}</th>" for c in self.columns),
-                 "</tr></thead><tbody>"]
+        align = ["right" if self.numeric(i) else "left" for i in range(len(self.columns))]
+        parts = [f"<div class='nbkeras-table-wrap' style='font-family:var(--jp-ui-font-family,"
+                 "sans-serif);color:var(--jp-ui-font-color1,#333)'>"]
+        if self.title:
+            parts.append(f"<div style='font-weight:600;margin:2px 0 4px'>{esc(self.title)}</div>")
+        if self.headline:
+            parts.append(f"<div class='nbkeras-headline' style='font-size:1.15em;margin:0 0 6px'>"
+                         f"{esc(self.headline)}</div>")
+        parts.append("<table class='nbkeras-table' style='border-collapse:collapse'><thead><tr>")
+        parts.append("".join(f"<th style='{_CELL};text-align:{a}'>{esc(c)}</th>"
+                             for c, a in zip(self.columns, align)))
+        parts.append("</tr></thead><tbody>")
         for row, color in zip(self.rows, self.colors):
             style = f" style='color:{color}'" if color else ""
-            parts.append(f"<tr{style}>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+            parts.append(f"<tr{style}>" + "".join(
+                f"<td style='{_CELL};text-align:{a}'>{esc(c)}</td>"
+                for c, a in zip(row, align)) + "</tr>")
         parts.append("</tbody></table>")
         if self.note:
-            parts.append(f"<p><i>{esc(self.note)}</i></p>")
+            parts.append(f"<div style='margin-top:4px;color:var(--jp-ui-font-color2,#666)'>"
+                         f"{esc(self.note)}</div>")
+        parts.append("</div>")
         return "".join(parts)

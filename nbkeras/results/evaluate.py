@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from ..errors import DataError, FitUsageError
+from ..errors import DataError, UsageError
 from ..registry import get_registry
 from ..state import get_info
 from . import metrics as M
@@ -59,7 +59,7 @@ def run_evaluate(shell, args) -> Evaluation:
                         "they must be the same length")
     check_inputs(model, x, args.x)
     if not getattr(model, "compiled", True) or getattr(model, "optimizer", None) is None:
-        raise FitUsageError(f"`{args.name}` is not compiled; build it without `--no-compile` "
+        raise UsageError(f"`{args.name}` is not compiled; build it without `--no-compile` "
                             f"or call `{args.name}.compile(...)` first")
     kind = output_kind(model)
     y = _match_label_format(model, y, args.y)
@@ -252,17 +252,17 @@ def _show(result: Evaluation, args) -> None:
         display(Table(["metric", "value"], rows, title=title))
         return
     if result.per_class is not None:
-        rows = [[r["class"], fmt(r["precision"], 3), fmt(r["recall"], 3), fmt(r["f1"], 3),
+        rows = [[r["class"], fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]),
                  r["support"]] for r in result.per_class]
         total = sum(r["support"] for r in result.per_class)
         for avg in ("macro", "weighted"):
-            rows.append([f"{avg} avg"] + [fmt(result[f"{avg}_{k}"], 3)
+            rows.append([f"{avg} avg"] + [fmt(result[f"{avg}_{k}"])
                                           for k in ("precision", "recall", "f1")] + [total])
-        note = _compiled_line(result)
+        headline = _compiled_line(result)
         if "roc_auc" in result:
-            note += f" · ROC AUC {fmt(result['roc_auc'])}"
+            headline += f" · ROC AUC {fmt(result['roc_auc'])}"
         display(Table(["class", "precision", "recall", "f1", "support"], rows,
-                      title=title, note=note))
+                      title=title, headline=headline))
         if result.confusion is not None and not args.no_plots:
             result.figure = _plot_confusion(
                 result.confusion, f"{args.name}.{result.output}" if result.output else args.name)
@@ -273,8 +273,8 @@ def _plot_confusion(cm, name: str):
     from IPython.display import display
 
     k = len(cm)
-    size = min(2.5 + 0.45 * k, 9)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    size = min(2.2 + 0.3 * k, 5.5)  # about as wide as the table beside it, not more
+    fig, ax = plt.subplots(figsize=(size, size * 0.85), dpi=100)
     im = ax.imshow(cm, cmap="Blues")
     fig.colorbar(im, ax=ax, fraction=0.046)
     if k <= 20:

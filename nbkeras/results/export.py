@@ -16,7 +16,7 @@ import pathlib
 import shutil
 import tempfile
 
-from ..errors import FitUsageError
+from ..errors import UsageError
 from .common import get_model
 
 _SUFFIXES = {"keras": (".keras",), "tflite": (".tflite",)}
@@ -28,13 +28,13 @@ def run_export(shell, args) -> None:
     path = pathlib.Path(os.path.expanduser(args.path))
     fmt = args.format
     if fmt in _SUFFIXES and path.suffix not in _SUFFIXES[fmt]:
-        raise FitUsageError(f"`{args.path}`: the {fmt} format needs a path ending in "
+        raise UsageError(f"`{args.path}`: the {fmt} format needs a path ending in "
                             f"`{_SUFFIXES[fmt][0]}` (e.g. `{path.with_suffix(_SUFFIXES[fmt][0])}`)")
     if fmt in ("savedmodel", "tflite"):
         _require_tensorflow(fmt)
     folder = path.parent if str(path.parent) else pathlib.Path(".")
     if not folder.is_dir():
-        raise FitUsageError(f"`{args.path}`: folder `{folder}` does not exist; create it first")
+        raise UsageError(f"`{args.path}`: folder `{folder}` does not exist; create it first")
     writer = {"keras": _write_keras, "savedmodel": _write_savedmodel,
               "tflite": _write_tflite}[fmt]
     quiet = logging.getLogger("tensorflow")  # "Assets written to <temp path>" is noise
@@ -54,7 +54,7 @@ def _require_tensorflow(fmt: str) -> None:
     import keras
     backend = keras.backend.backend()
     if backend != "tensorflow":
-        raise FitUsageError(f"`--format {fmt}` needs the TensorFlow backend but this kernel "
+        raise UsageError(f"`--format {fmt}` needs the TensorFlow backend but this kernel "
                             f"uses `{backend}`; export with `--format keras` or restart with "
                             "KERAS_BACKEND=tensorflow")
 

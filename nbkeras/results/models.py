@@ -13,7 +13,7 @@ import difflib
 import html
 from typing import Dict, List, Optional
 
-from ..errors import FitUsageError, did_you_mean
+from ..errors import UsageError, did_you_mean
 from ..metricvocab import primary_metric
 from ..registry import get_registry
 from .common import Table, fmt, fmt_duration, is_keras_model
@@ -88,7 +88,7 @@ def run_models(shell, args):
     """Body of `%models [NAME] [--compare RUN ...]`; returns a `View`."""
     reg = get_registry()
     if (args.compare or args.name) and not reg.recording:
-        raise FitUsageError(f"nothing to show: {_not_recording_note(reg)}")
+        raise UsageError(f"nothing to show: {_not_recording_note(reg)}")
     if args.compare:
         return compare(reg, args.compare)
     if args.name:
@@ -124,7 +124,7 @@ def overview(reg) -> View:
     return View([models, _runs_table(runs, vnames, "Runs", note)], runs, versions=versions)
 
 
-def _unknown_model(reg, name: str, shell) -> FitUsageError:
+def _unknown_model(reg, name: str, shell) -> UsageError:
     names = reg.model_names()
     if shell is not None:
         names += [k for k, v in shell.user_ns.items()
@@ -132,7 +132,7 @@ def _unknown_model(reg, name: str, shell) -> FitUsageError:
     hint = did_you_mean(name, sorted(set(names)))
     if not hint and names:
         hint = " (recorded: " + ", ".join(f"`{n}`" for n in sorted(set(names))[:10]) + ")"
-    return FitUsageError(f"no model named `{name}` in the registry{hint}")
+    return UsageError(f"no model named `{name}` in the registry{hint}")
 
 
 def one_model(reg, name: str, shell=None) -> View:
@@ -162,7 +162,7 @@ def compare(reg, run_ids: List[int]) -> View:
             recent = [str(s["id"]) for s in reg.run_summaries(limit=5)]
             hint = (f" (newest runs: {', '.join(recent)}; `%models` lists them)" if recent
                     else " (no runs recorded yet)")
-            raise FitUsageError(f"no run {rid} in the registry{hint}")
+            raise UsageError(f"no run {rid} in the registry{hint}")
         runs.append(run)
     versions = reg.model_versions()
     vnames = _version_numbers(versions)

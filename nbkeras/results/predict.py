@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import DataError, FitUsageError
+from ..errors import DataError, UsageError
 from .common import (check_inputs, class_indices, evaluate_expr, get_model, label_indices,
                      n_samples, output_kind)
 
@@ -25,10 +25,10 @@ def run_predict(shell, args):
     x = evaluate_expr(shell, args.x, "X")
     check_inputs(model, x, args.x)
     if args.show is not None and args.show < 1:
-        raise FitUsageError(f"`--show {args.show}`: give the number of inputs to show, e.g. "
+        raise UsageError(f"`--show {args.show}`: give the number of inputs to show, e.g. "
                             "`--show 16`")
     if (args.images or args.labels) and args.show is None:
-        raise FitUsageError("`--images` and `--labels` go with `--show N`, e.g. "
+        raise UsageError("`--images` and `--labels` go with `--show N`, e.g. "
                             f"`%predict {args.name} {args.x} --show 16 --labels y_test`")
     try:
         pred = model.predict(x, batch_size=args.batch_size, verbose=0)
@@ -38,14 +38,14 @@ def run_predict(shell, args):
     kind = output_kind(model)
     if args.classes or args.show:
         if kind in ("regression", "multi"):
-            raise FitUsageError(f"`{args.name}` is not a single-output classifier (its output "
+            raise UsageError(f"`{args.name}` is not a single-output classifier (its output "
                                 "is not softmax or sigmoid), so it has no classes to show; "
                                 "drop `--classes`/`--show`")
         classes = class_indices(pred, kind)
     if args.show:
         images = evaluate_expr(shell, args.images, "--images") if args.images else x
         labels = evaluate_expr(shell, args.labels, "--labels") if args.labels else None
-        show_grid(images, classes, labels, args.show, args)
+        show_grid(images, classes, labels, args.show, args, confidence(pred, kind))
         return None
     return classes if args.classes else pred
 
@@ -78,8 +78,22 @@ def as_images(images, n: int, expr: str):
     return arr
 
 
-def show_grid(images, classes, labels, n: int, args):
-    """Draw `n` images with their predicted (and true) labels; wrong ones red."""
+def confidence(pred, kind: str):
+    """Per sample, the predicted class's probability (softmax: the largest
+    one; one sigmoid unit: that of the class chosen), or None."""
+    import numpy as np
+    pred = np.asarray(pred)
+    if kind == "softmax":
+        return pred.max(axis=-1)
+    if kind == "sigmoid" and pred.ndim == 2 and pred.shape[1] == 1:
+        p = pred[:, 0]
+        return np.where(p >= 0.5, p, 1 - p)
+    return None
+
+
+def show_grid(images, classes, labels, n: int, args, conf=None):
+    """Draw `n` images with their predicted (and true) labels and the
+    model's confidence; wrong ones red, with room between the rows."""
     import matplotlib.pyplot as plt
     import numpy as np
     from IPython.display import display
@@ -99,20 +113,21 @@ def show_grid(images, classes, labels, n: int, args):
         truth = label_indices(labels)[:n]
     cols = min(GRID_COLUMNS, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 2.0 * rows), squeeze=False)
     for i, ax in enumerate(axes.ravel()):
         ax.axis("off")
         if i >= n:
             continue
         ax.imshow(imgs[i], cmap=None if imgs[i].ndim == 3 else "gray_r")
         pred = classes[i]
+        sure = f" · {conf[i]:.0%}" if conf is not None else ""
         if truth is None:
-            ax.set_title(f"{_txt(pred)}", fontsize="small")
+            ax.set_title(f"{_txt(pred)}{sure}", fontsize=11)
         else:
             wrong = np.any(np.asarray(pred) != np.asarray(truth[i]))
-            ax.set_title(f"{_txt(pred)} (true {_txt(truth[i])})", fontsize="small",
-                         color="red" if wrong else "black")
-    fig.tight_layout()
+            ax.set_title(f"{_txt(pred)}{sure}\ntrue {_txt(truth[i])}", fontsize=10.5,
+                         color="#c62828" if wrong else "black", linespacing=1.3)
+    fig.tight_layout(h_pad=1.2, w_pad=0.6)
     display(fig)
     plt.close(fig)
     return fig

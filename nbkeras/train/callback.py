@@ -12,7 +12,10 @@ converts the batch logs to floats there either way, so defining
 microseconds, and a throttled widget update (measured well under 1% of a
 60000x784 MLP epoch).
 Per epoch it copies the logs into the `RunState`, commits them to the
-registry and lets the view update. It also turns the two ways a run can
+registry and lets the view update: at once, or, when epochs last only a
+few milliseconds, at the first batch end at least `EPOCH_DRAW_INTERVAL`
+after the last draw, so every epoch end is on screen within a tenth of a
+second without a redraw per epoch. It also turns the two ways a run can
 end early into clean exits: an interrupt request (set by `run_fit`'s
 SIGINT handler) and a NaN or infinite loss.
 """
@@ -27,6 +30,9 @@ import keras
 
 from ..metricvocab import directions
 from ..view.progress import RunState
+
+
+EPOCH_DRAW_INTERVAL = 0.1  # least seconds between two epoch-end draws (each is shown within it)
 
 
 class StopRequested(Exception):
@@ -59,8 +65,9 @@ class LiveCallback(keras.callbacks.Callback):
     async_safe = True  # batch ends may run on Keras' worker threads: see on_train_batch_end
 
     def __init__(self, state: RunState, view, registry=None, run_id=None,
-                 update_interval: float = 0.2):
+                 update_interval: float = 0.2, clock=time.perf_counter):
         super().__init__()
+        self.clock = clock
         self.closed = False
         self._draw_lock = threading.Lock()
         self.state = state
@@ -70,6 +77,8 @@ class LiveCallback(keras.callbacks.Callback):
         self.update_interval = update_interval
         self.stop_requested = False
         self._next_draw = 0.0
+        self._last_draw = -1e9
+        self._epoch_pending = False
         self._batch = 0
 
     def request_stop(self) -> None:
@@ -82,7 +91,13 @@ class LiveCallback(keras.callbacks.Callback):
         self.stop_requested = False
         self.closed = False
         self._next_draw = 0.0
+        self._last_draw = -1e9
+        self._epoch_pending = False
         self._batch = 0
+
+    def on_train_end(self, logs=None):
+        if self._epoch_pending:  # the last epochs' ends, not yet drawn
+            self._draw(self.view.epoch)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.state.begin_epoch(epoch)
@@ -103,16 +118,23 @@ class LiveCallback(keras.callbacks.Callback):
             raise NonFiniteLoss(state.epoch, step, loss)
         if self.stop_requested:
             raise StopRequested()
-        now = time.perf_counter()
-        if now >= self._next_draw and self._draw_lock.acquire(blocking=False):
+        now = self.clock()
+        due = now >= self._next_draw or (
+            self._epoch_pending and now - self._last_draw >= EPOCH_DRAW_INTERVAL)
+        if due and self._draw_lock.acquire(blocking=False):
             try:
-                if now >= self._next_draw:
-                    self._next_draw = now + self.update_interval
-                    if loss is not None:
-                        state.add_trace(float(loss))
-                    self.view.batch(state)
+                if loss is not None and now >= self._next_draw:
+                    state.add_trace(float(loss))
+                self._draw(self.view.epoch if self._epoch_pending else self.view.batch, now)
             finally:
                 self._draw_lock.release()
+
+    def _draw(self, draw, now=None) -> None:
+        now = self.clock() if now is None else now
+        self._epoch_pending = False
+        self._last_draw = now
+        self._next_draw = now + self.update_interval
+        draw(self.state)
 
     def on_test_begin(self, logs=None):
         if self.stop_requested:  # validation after an interrupted epoch: skip it
@@ -132,8 +154,14 @@ class LiveCallback(keras.callbacks.Callback):
         state.end_epoch(logs)
         if self.registry is not None:
             self.registry.log_epoch(self.run_id, epoch + 1, _floats(logs), dict(state.directions))
-        self.view.epoch(state)  # every epoch end is drawn: the throttle only thins batches
-        self._next_draw = time.perf_counter() + self.update_interval
+        # Every epoch end is drawn: at once, or, when the last draw was less
+        # than EPOCH_DRAW_INTERVAL ago (epochs of a few ms), at the first batch
+        # end after it (the `update_interval` throttle only thins batches).
+        if self.clock() - self._last_draw >= EPOCH_DRAW_INTERVAL:
+            with self._draw_lock:
+                self._draw(self.view.epoch)
+        else:
+            self._epoch_pending = True
         if self.stop_requested:
             raise StopRequested()
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import FitUsageError, did_you_mean
+from ..errors import UsageError, did_you_mean
 from ..state import get_info
 
 
@@ -27,13 +27,13 @@ def find_model(shell, name: str):
         hint = did_you_mean(name, models) or (
             f": the models here are {', '.join(models)}" if models else
             ": build one first with `%%model NAME`")
-        raise FitUsageError(f"no model named {name!r}{hint}")
+        raise UsageError(f"no model named {name!r}{hint}")
     model = ns[name]
     if not isinstance(model, keras.Model):
-        raise FitUsageError(f"{name!r} is a {type(model).__name__}, not a Keras model"
+        raise UsageError(f"{name!r} is a {type(model).__name__}, not a Keras model"
                             f"{did_you_mean(name, models)}")
     if not getattr(model, "compiled", True) or getattr(model, "optimizer", None) is None:
-        raise FitUsageError(f"model {name!r} is not compiled: call `{name}.compile(...)` "
+        raise UsageError(f"model {name!r} is not compiled: call `{name}.compile(...)` "
                             "or build it with `%%model` without --no-compile")
     return model
 

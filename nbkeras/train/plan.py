@@ -4,7 +4,7 @@ Everything that can be decided before training is decided here: the
 expressions are evaluated in the notebook's namespace, the data checked
 (`nbkeras.train.checks`), and each option mapped to what Keras already
 provides (callbacks, class weights, initial epoch, steps per execution).
-A user's mistake raises `FitUsageError` or `DataError` before any step.
+A user's mistake raises `UsageError` or `DataError` before any step.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ..errors import DataError, FitUsageError, did_you_mean
+from ..errors import DataError, UsageError, did_you_mean
 from .checks import check_fit_data, is_dataset, to_arrays
 
 SCHEDULES = ("cosine", "exponential", "step")
@@ -65,7 +65,7 @@ def evaluate(shell, expr: str, what: str):
     except NameError as exc:
         name = str(exc).split("'")[1] if "'" in str(exc) else expr
         names = [k for k in shell.user_ns if not k.startswith("_")]
-        raise FitUsageError(f"{what} `{expr}`: name {name!r} is not defined"
+        raise UsageError(f"{what} `{expr}`: name {name!r} is not defined"
                             f"{did_you_mean(name, names)}") from None
     except Exception as exc:
         raise DataError(f"{what} `{expr}` could not be evaluated: "
@@ -98,7 +98,7 @@ def _dataset_steps(x) -> Optional[int]:
 def balanced_class_weight(y, label: str) -> Dict[int, float]:
     """n_samples / (n_classes * count) per class, like scikit-learn's 'balanced'."""
     if isinstance(y, (dict, list)):
-        raise FitUsageError("--class-weight works with a single output; for several outputs "
+        raise UsageError("--class-weight works with a single output; for several outputs "
                             "use --sample-weight")
     y = np.asarray(y)
     labels = y.argmax(-1) if y.ndim >= 2 and y.shape[-1] > 1 else y.reshape(len(y), -1)[:, 0]
@@ -119,7 +119,7 @@ def _base_lr(model, info) -> float:
         try:
             info.extra["base_lr"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
         except Exception as exc:
-            raise FitUsageError(f"--lr-schedule needs an optimizer with a learning rate ({exc})")
+            raise UsageError(f"--lr-schedule needs an optimizer with a learning rate ({exc})")
     return info.extra["base_lr"]
 
 
@@ -173,7 +173,7 @@ def atomic_checkpoint(path: str, monitor: str, mode: str):
 def _require(package: str, option: str, pip_name: Optional[str] = None) -> None:
     """Refuse an option whose optional package is missing, before training."""
     if importlib.util.find_spec(package) is None:
-        raise FitUsageError(f"{option} needs the `{package}` package: "
+        raise UsageError(f"{option} needs the `{package}` package: "
                             f"`pip install {pip_name or package}`, then run the cell again")
 
 
@@ -185,7 +185,7 @@ def _callbacks(args, plan: FitPlan, model, info, has_val: bool) -> None:
     plan.mode = mode = direction(monitor, model)
     cbs = plan.callbacks
     if args.lr_schedule and args.reduce_lr is not None:
-        raise FitUsageError("--lr-schedule and --reduce-lr both set the learning rate: use one")
+        raise UsageError("--lr-schedule and --reduce-lr both set the learning rate: use one")
     if args.tensorboard:
         _require("tensorboard", "--tensorboard")
     if args.early_stop is not None:
@@ -199,14 +199,14 @@ def _callbacks(args, plan: FitPlan, model, info, has_val: bool) -> None:
     if args.lr_schedule:
         kind = args.lr_schedule.lower()
         if kind not in SCHEDULES:
-            raise FitUsageError(f"--lr-schedule {args.lr_schedule!r} is not one of "
+            raise UsageError(f"--lr-schedule {args.lr_schedule!r} is not one of "
                                 f"{', '.join(SCHEDULES)}{did_you_mean(kind, SCHEDULES)}")
         fn = lr_schedule(kind, _base_lr(model, info), plan.epochs, args.lr_decay, args.lr_step)
         cbs.append(keras.callbacks.LearningRateScheduler(fn))
     if args.checkpoint:
         path = args.checkpoint
         if not (path.endswith(".keras") or path.endswith(".weights.h5")):
-            raise FitUsageError(f"--checkpoint {path!r}: the file name must end in `.keras` "
+            raise UsageError(f"--checkpoint {path!r}: the file name must end in `.keras` "
                                 "(whole model) or `.weights.h5` (weights only)")
         cbs.append(atomic_checkpoint(path, monitor, mode))
     if args.tensorboard:
@@ -246,19 +246,19 @@ def check_monitor(args, model, x, y) -> None:
     has_val = bool(args.val or args.val_split)
     names = logged + ([f"val_{k}" for k in logged] if has_val else [])
     hint = did_you_mean(args.monitor, names)
-    raise FitUsageError(f"--monitor {args.monitor}: the model does not log `{name}`"
+    raise UsageError(f"--monitor {args.monitor}: the model does not log `{name}`"
                         f"{hint}; it logs {', '.join(names)}")
 
 
 def _epochs(args, info):
     if args.epochs is None or args.epochs < 1:
-        raise FitUsageError(f"--epochs {args.epochs}: give at least 1")
+        raise UsageError(f"--epochs {args.epochs}: give at least 1")
     if args.resume:
         start = info.epochs_done
         return start, start + args.epochs
     start = args.initial_epoch or 0
     if args.epochs <= start:
-        raise FitUsageError(f"--epochs {args.epochs} is not past --initial-epoch {start}: "
+        raise UsageError(f"--epochs {args.epochs} is not past --initial-epoch {start}: "
                             "--epochs is the last epoch's number, as in Keras "
                             f"(e.g. --epochs {start + args.epochs})")
     return start, args.epochs
@@ -275,32 +275,32 @@ def _step_size(args, model, steps: Optional[int]) -> int:
     except ValueError:
         n = 0
     if n < 1:
-        raise FitUsageError(f"--steps-per-execution {spe!r}: give a positive number or `auto`")
+        raise UsageError(f"--steps-per-execution {spe!r}: give a positive number or `auto`")
     return n
 
 
 def build_plan(shell, args, model, info) -> FitPlan:
     """Evaluate and check the data, and map every option onto Keras.
 
-    Raises `FitUsageError` or `DataError` for a user's mistake; changes
+    Raises `UsageError` or `DataError` for a user's mistake; changes
     nothing (the model, its compile configuration, the dtype policy and the
     registry stay as they were).
     """
     if args.batch_size is not None and args.batch_size < 1:
-        raise FitUsageError(f"--batch-size {args.batch_size}: give at least 1")
+        raise UsageError(f"--batch-size {args.batch_size}: give at least 1")
     if args.val and args.val_split is not None:
-        raise FitUsageError("give --val or --val-split, not both")
+        raise UsageError("give --val or --val-split, not both")
     if args.val_split is not None and not 0 < args.val_split < 1:
-        raise FitUsageError(f"--val-split {args.val_split}: give a fraction between 0 and 1")
+        raise UsageError(f"--val-split {args.val_split}: give a fraction between 0 and 1")
     x = to_arrays(evaluate(shell, args.x, "x"), args.x)
     y = to_arrays(evaluate(shell, args.y, "y"), args.y) if args.y else None
     dataset = is_dataset(x)
     if dataset and y is not None:
-        raise FitUsageError(f"`{args.x}` is a dataset, which carries its own targets: drop `{args.y}`")
+        raise UsageError(f"`{args.x}` is a dataset, which carries its own targets: drop `{args.y}`")
     if not dataset and y is None:
-        raise FitUsageError(f"give the targets: `%fit {args.name} {args.x} Y`")
+        raise UsageError(f"give the targets: `%fit {args.name} {args.x} Y`")
     if dataset and args.val_split is not None:
-        raise FitUsageError("--val-split needs arrays; with a dataset pass --val XVAL")
+        raise UsageError("--val-split needs arrays; with a dataset pass --val XVAL")
     sw = to_arrays(evaluate(shell, args.sample_weight, "--sample-weight"),
                    args.sample_weight) if args.sample_weight else None
 
@@ -313,11 +313,11 @@ def build_plan(shell, args, model, info) -> FitPlan:
     val = None
     if args.val:
         if len(args.val) > 2:
-            raise FitUsageError(f"--val takes XVAL [YVAL], got {len(args.val)} expressions")
+            raise UsageError(f"--val takes XVAL [YVAL], got {len(args.val)} expressions")
         vx = to_arrays(evaluate(shell, args.val[0], "--val"), args.val[0])
         vy = to_arrays(evaluate(shell, args.val[1], "--val"), args.val[1]) if len(args.val) > 1 else None
         if not is_dataset(vx) and vy is None:
-            raise FitUsageError(f"--val {args.val[0]}: give the validation targets too: --val XVAL YVAL")
+            raise UsageError(f"--val {args.val[0]}: give the validation targets too: --val XVAL YVAL")
         plan.notes += check_fit_data(model, vx, vy, args.val[0],
                                      args.val[1] if vy is not None else None, info,
                                      settled=plan.settle)
@@ -354,12 +354,12 @@ def build_plan(shell, args, model, info) -> FitPlan:
     if args.class_weight:
         if args.class_weight == "balanced":
             if y is None:
-                raise FitUsageError("--class-weight balanced needs Y; with a dataset give a dict")
+                raise UsageError("--class-weight balanced needs Y; with a dataset give a dict")
             kw["class_weight"] = balanced_class_weight(y, args.y)
         else:
             cw = evaluate(shell, args.class_weight, "--class-weight")
             if not isinstance(cw, dict):
-                raise FitUsageError(f"--class-weight `{args.class_weight}` is a "
+                raise UsageError(f"--class-weight `{args.class_weight}` is a "
                                     f"{type(cw).__name__}: give `balanced` or a dict class -> weight")
             kw["class_weight"] = {int(k): float(v) for k, v in cw.items()}
 

@@ -17,7 +17,7 @@ import signal
 import threading
 from typing import Any, List, Optional
 
-from ..errors import DataError, FitUsageError, TrainingStopped
+from ..errors import DataError, UsageError, TrainingStopped
 from .checks import settle_losses
 from .plan import FitPlan, reset_functions
 
@@ -179,7 +179,7 @@ class FitSession:
                 "help; the weights may hold NaN now, so rebuild the model")
         elif is_oom(exc):
             bs = self.plan.batch_size
-            self.error = FitUsageError(f"out of memory with batch size {bs}: try a smaller "
+            self.error = UsageError(f"out of memory with batch size {bs}: try a smaller "
                                        f"--batch-size, e.g. -b {max(1, bs // 2)}")
         else:
             self.error = exc

@@ -41,23 +41,20 @@ def _args(kwargs: Dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
 
 
-def generate(spec: ModelSpec, name: str = "model", result=None,
+def generate(spec: ModelSpec, name: str, result,
              compile: bool = True) -> str:
     """The Keras code for a spec.
 
     Args:
         spec: the parsed spec.
         name: the model's name (the notebook name).
-        result: the `BuildResult` of `build(spec)`; built here when None
-            (which imports Keras).
+        result: the `BuildResult` of `nbkeras.modelbuild.build.build(spec)`
+            (codegen writes out its steps; it never imports Keras itself).
         compile: include the `model.compile(...)` call.
 
     Returns:
         Python source, imports included.
     """
-    if result is None:
-        from .build import build
-        result = build(spec, name, compile=False)
     var = _variables(spec)
     lines: List[str] = ["import keras", "from keras import layers", ""]
     # a re-bound name is reassigned in order, as in the spec

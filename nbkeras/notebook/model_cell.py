@@ -79,14 +79,14 @@ def run_model_cell(shell, args, cell: str) -> None:
         _display(ModelSummary.of(model))
         return None
 
-    from .lint import lint
-    from .parse import parse
+    from ..speclang.lint import lint
+    from ..speclang.parse import parse
     spec = parse(cell, input_shape=args.input)
     for warning in lint(spec):
         print(f"Warning: {warning}", file=sys.stderr)
 
     import keras
-    from .build import build
+    from ..modelbuild.build import build
     if args.seed is not None:
         keras.utils.set_random_seed(args.seed)
     result = build(spec, args.name, compile=not args.no_compile)
@@ -103,6 +103,6 @@ def run_model_cell(shell, args, cell: str) -> None:
     from .summary import CodeView, ModelSummary
     _display(ModelSummary.of(model))
     if args.code:
-        from .codegen import generate
+        from ..speclang.codegen import generate
         _display(CodeView(generate(spec, args.name, result, compile=not args.no_compile)))
     return None

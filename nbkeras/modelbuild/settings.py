@@ -17,7 +17,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import keras
 
 from ..errors import SpecError
-from .nodes import Arg, ModelSpec, SettingStmt
+from ..speclang.nodes import Arg, ModelSpec, SettingStmt
+from .names import closest, short
 
 METRIC_ALIASES = {"acc": "accuracy", "rmse": "root_mean_squared_error", "f1": "f1_score"}
 _NOT_OPTIMIZERS = {"optimizer", "lossscaleoptimizer", "multioptimizer", "optimizermap"}
@@ -38,7 +39,6 @@ def _public(module) -> List[str]:
 
 
 def _closest(word, choices):
-    from .build import closest
     return closest(word, choices)
 
 
@@ -126,7 +126,6 @@ def _optimizer(spec: ModelSpec) -> Tuple[Any, str]:
     try:
         optimizer = cls(**options)
     except Exception as exc:  # noqa: BLE001
-        from .build import short
         raise SpecError(f"`{stmt.text}` failed in Keras: {short(exc)}", stmt.line, stmt.column,
                         stmt.text) from None
     args = ", ".join(f"{k}={_code(v)}" for k, v in options.items())
@@ -142,7 +141,6 @@ def _loss(arg: Arg, options: List[Arg], stmt: SettingStmt) -> Tuple[Any, str]:
     try:
         obj = cls(**kwargs)
     except Exception as exc:  # noqa: BLE001
-        from .build import short
         raise SpecError(f"`{stmt.text}` failed in Keras: {short(exc)}", stmt.line, stmt.column,
                         stmt.text) from None
     args = ", ".join(f"{k}={_code(v)}" for k, v in kwargs.items())

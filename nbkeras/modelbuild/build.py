@@ -19,8 +19,9 @@ import keras
 
 from ..errors import SpecError, did_you_mean
 from ..keras_private import producing_layer
+from ..speclang.nodes import Arg, InputStmt, LayerStmt, ModelSpec
+from .names import closest, norm, short  # noqa: F401  (re-exported)
 from .settings import resolve_compile
-from .nodes import Arg, InputStmt, LayerStmt, ModelSpec
 
 ALIASES = {"conv": "Conv2D", "maxpool": "MaxPooling2D", "pool": "MaxPooling2D",
            "avgpool": "AveragePooling2D", "gap": "GlobalAveragePooling2D",
@@ -36,20 +37,6 @@ _NOT_TENSORS = {"mask", "training", "kwargs"}  # call parameters that take no se
 _OBJECT_PARAMS = {"layer", "layers", "cell", "cells", "module", "call_fn", "function"}
 _BASE_KWARGS = ("name", "dtype", "trainable", "autocast", "activity_regularizer",
                 "input_shape", "input_dim", "batch_size", "batch_input_shape", "weights")
-
-
-def norm(word: str) -> str:
-    return word.lower().replace("_", "")
-
-
-def closest(word: str, choices) -> str:
-    """did-you-mean over names compared without case or underscores."""
-    by_norm = {norm(c): c for c in choices}
-    hint = did_you_mean(norm(word), list(by_norm))
-    if not hint:
-        return did_you_mean(word, choices)
-    chosen = hint[hint.index("`") + 1:hint.rindex("`")]
-    return f" (did you mean `{by_norm.get(chosen, chosen)}`?)"
 
 
 _LAYERS: Dict[str, str] = {}
@@ -74,11 +61,6 @@ def activation_names() -> List[str]:
 
 def is_activation(word: str) -> bool:
     return word.lower() in activation_names()
-
-
-def short(exc: BaseException, limit: int = 400) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def constructor_params(cls) -> Tuple[List[str], set]:

@@ -94,7 +94,7 @@ def lint(spec: ModelSpec) -> List[LintWarning]:
     """The pitfalls of a spec (empty when none).
 
     Example:
-        >>> from nbkeras.spec.parse import parse
+        >>> from nbkeras.speclang.parse import parse
         >>> len(lint(parse("input 4\\ndense 3 softmax\\nloss mse")))
         1
     """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import List
 
-from .errors import FitUsageError
+from ..errors import UsageError
 
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 
@@ -42,7 +42,7 @@ def split_line(line: str) -> List[str]:
             cur.append(ch)
         elif ch in ")]}":
             if not stack or stack[-1] != ch:
-                raise FitUsageError(f"unbalanced `{ch}` in `{line.strip()}`")
+                raise UsageError(f"unbalanced `{ch}` in `{line.strip()}`")
             stack.pop()
             cur.append(ch)
         elif ch.isspace() and not stack:
@@ -53,9 +53,9 @@ def split_line(line: str) -> List[str]:
             cur.append(ch)
         i += 1
     if quote:
-        raise FitUsageError(f"unclosed quote {quote} in `{line.strip()}`")
+        raise UsageError(f"unclosed quote {quote} in `{line.strip()}`")
     if stack:
-        raise FitUsageError(f"unclosed bracket (expected `{stack[-1]}`) in `{line.strip()}`")
+        raise UsageError(f"unclosed bracket (expected `{stack[-1]}`) in `{line.strip()}`")
     if cur:
         tokens.append("".join(cur))
     return tokens
