@@ -109,7 +109,8 @@ class NbkerasMagics(Magics, Configurable):
         import_keras()
         from .results.evaluate import run_evaluate
         args = self._parse(self.evaluate, line)
-        return run_evaluate(self.shell, args)
+        # the tables already show the numbers: no echo of the dict under them
+        return without_echo(self.shell, run_evaluate(self.shell, args))
 
     @magic_arguments()
     @argument("name")

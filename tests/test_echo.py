@@ -40,3 +40,20 @@ def test_another_object_of_the_type_still_shows_in_the_cell(ip):
 
 def test_none_stays_none(ip):
     assert without_echo(ip, None) is None
+
+
+def test_a_bare_evaluate_shows_its_tables_but_no_dict_echo(ip, capsys):
+    ip.run_cell("""
+import numpy as np, keras
+x = np.random.default_rng(0).random((40, 4)).astype('float32'); y = (x[:, 0] > 0.5).astype('int64')
+m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation='softmax')])
+m.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])
+""").raise_error()
+    capsys.readouterr()
+    result = ip.run_cell("%evaluate m x y --no-plots")
+    out = capsys.readouterr().out
+    assert "precision" in out                            # the table is shown
+    assert "{'accuracy'" not in out                     # the dict is not echoed
+    assert "accuracy" in result.result                   # but returned: r = %evaluate ...
+    data, _ = ip.display_formatter.format(result.result)
+    assert "accuracy" in data["text/plain"]              # and shows later as usual

@@ -317,3 +317,28 @@ def test_batch_ends_out_of_order_never_move_the_bar_back(live):
     cb.closed = True          # after the run ended: late batch ends are ignored
     cb.on_train_batch_end(9, {"loss": math.nan})
     assert state.step == 5
+
+
+def test_rates_leave_out_compiling_and_each_epochs_start(monkeypatch):
+    from nbkeras.view import progress
+    now = [100.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
+    state = RunState(name="m", epochs=3, steps=100)
+    state.begin_epoch(0)
+    assert state.compiling() and "compiling…" in panel_html(state)
+    now[0] += 5.0                       # the first step: tracing and compiling
+    state.end_batch(1)
+    assert not state.compiling()
+    for step in range(2, 101):          # then 100 steps a second
+        now[0] += 0.01
+        state.end_batch(step)
+    assert state.batch_rate() == pytest.approx(100, rel=0.01)
+    now[0] += 0.5                       # validation
+    state.end_epoch({"loss": 1.0})
+    assert state.epoch_times[0] == pytest.approx(1.49, abs=0.02)   # 5 s of compiling left out
+    state.begin_epoch(1)
+    now[0] += 0.3                       # the epoch's data iterator
+    state.end_batch(1)
+    assert state.batch_rate() == pytest.approx(100, rel=0.01)     # not 1 batch in 0.3 s
+    assert state.epoch_eta() == pytest.approx(0.99, abs=0.02)
+    assert "ETA 1.0s" in panel_html(state) or "ETA 0.9" in panel_html(state)

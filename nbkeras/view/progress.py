@@ -78,7 +78,9 @@ class RunState:
     first_step_at: Optional[float] = None
     compile_time: float = 0.0
     weights_epoch: Optional[int] = None
-    _rate_origin: Tuple[float, int] = (0.0, 0)
+    _rate_origin: Optional[Tuple[float, int]] = None
+    _last_rate: Optional[float] = None
+    _last_batch_at: float = 0.0
 
     # -- writers (the callback) ---------------------------------------------
     def begin_epoch(self, epoch_index: int) -> None:
@@ -87,18 +89,22 @@ class RunState:
         self.step = 0
         self.trace = []
         self.epoch_started = time.perf_counter()
-        self._rate_origin = (self.epoch_started, 0)
+        self._rate_origin = None  # set at this epoch's first batch end
 
     def end_batch(self, step: int, loss: Optional[float] = None) -> None:
         """A batch ended (`step` batches done in this epoch); `loss` is Keras'
         running mean of this epoch's batch losses."""
         if step > self.step:
             self.step = step
-        if self.first_step_at is None:
+            self._last_batch_at = time.perf_counter()
+        if self._rate_origin is None:
+            # The rate counts from the epoch's first batch end: before it
+            # come compiling (first epoch) and the epoch's data iterator.
             now = time.perf_counter()
-            self.first_step_at = now
-            self.compile_time = now - self.epoch_started
-            self._rate_origin = (now, step)  # the first step paid for compiling
+            self._rate_origin = (now, step)
+            if self.first_step_at is None:
+                self.first_step_at = now
+                self.compile_time = now - self.epoch_started
 
     def add_trace(self, loss: float) -> None:
         """Keep a point of the running batch loss for the chart (throttled by the caller)."""
@@ -107,6 +113,10 @@ class RunState:
 
     def end_epoch(self, logs: Dict[str, float]) -> None:
         """Record one finished epoch's logs (a copy is kept)."""
+        if self._rate_origin is not None:  # this epoch's steady rate, validation left out
+            origin_time, origin_step = self._rate_origin
+            if self.step - origin_step >= 2 and self._last_batch_at > origin_time:
+                self._last_rate = (self.step - origin_step) / (self._last_batch_at - origin_time)
         took = time.perf_counter() - self.epoch_started
         if len(self.epoch_times) == 0:
             took -= self.compile_time  # the first epoch's compiling is not an epoch's cost
@@ -179,10 +189,14 @@ class RunState:
     def batch_rate(self) -> Optional[float]:
         """Batches per second in the epoch in progress, leaving out the first
         step's compile time (None until a step has been timed)."""
+        if self._rate_origin is None:
+            return self._last_rate
         origin_time, origin_step = self._rate_origin
         dt = time.perf_counter() - origin_time
         done = self.step - origin_step
-        return done / dt if done > 0 and dt > 0 else None
+        if done >= 2 and dt > 0:
+            return done / dt
+        return self._last_rate  # too few steps yet: the last epoch's rate
 
     def epoch_eta(self) -> Optional[float]:
         """Seconds left in the epoch in progress."""
