@@ -33,8 +33,9 @@ class NbkerasMagics(Magics, Configurable):
         help="Unused: the live chart is drawn by the browser at every epoch end. "
              "Kept so that existing configurations still load.")
     display_mode = Enum(
-        ["auto", "widget", "text"], "auto", config=True,
-        help="How %fit shows progress: ipywidgets panel, plain text, or chosen from the frontend.")
+        ["auto", "html", "widget", "text"], "auto", config=True,
+        help="How %fit shows progress: the HTML panel ('widget' is its old name), "
+             "plain text, or chosen from the frontend.")
 
     def __init__(self, shell=None, **kwargs):
         Configurable.__init__(self, config=shell.config if shell is not None else None)

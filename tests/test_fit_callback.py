@@ -187,7 +187,7 @@ def test_choose_view():
     assert isinstance(choose_view(Kernelish(), quiet=True), QuietView)
     assert type(choose_view(Kernelish(), text=True)) is TextView
     assert type(choose_view(Kernelish(), mode="text")) is TextView
-    assert choose_view(Kernelish()).kind == "widget"
+    assert choose_view(Kernelish()).kind == "html"
 
 
 def test_record_table_has_current_and_best_of_every_metric():
@@ -204,16 +204,26 @@ def test_record_table_has_current_and_best_of_every_metric():
 
 
 def _panel(monkeypatch, **kwargs):
+    """A panel whose two outputs are recorded: shown[handle] = the latest object."""
     from nbkeras.view import panel as panel_mod
-    shown = []
+    shown, log = {}, []
 
     class Handle:
-        def update(self, obj):
-            shown.append(("update", obj))
+        def __init__(self, n):
+            self.n = n
 
-    monkeypatch.setattr("IPython.display.display",
-                        lambda obj, display_id=None: shown.append(("display", obj)) or Handle())
-    return panel_mod.Panel(**kwargs), shown
+        def update(self, obj):
+            shown[self.n] = obj
+            log.append(("update", self.n))
+
+    def display(obj, display_id=None):
+        n = len([k for k, _ in log if k == "display"])
+        shown[n] = obj
+        log.append(("display", n))
+        return Handle(n)
+
+    monkeypatch.setattr("IPython.display.display", display)
+    return panel_mod.Panel(**kwargs), shown, log
 
 
 def _done(html):
@@ -222,40 +232,41 @@ def _done(html):
 
 
 def test_panel_shows_every_part_from_one_snapshot_and_leaves_the_record(monkeypatch):
-    p, shown = _panel(monkeypatch, update_interval=0.0)
+    p, shown, log = _panel(monkeypatch, update_interval=0.0)
     state = RunState(name="m", epochs=10, steps=20)
-    p.start(state)
-    assert [k for k, _ in shown] == ["display", "display"]     # the panel, then its chart
     state.begin_epoch(0)
-    assert "compiling…" in p.main.value or "compiling" in panel_html(state)
+    p.start(state)
+    assert log == [("display", 0), ("display", 1)]          # the panel, then its chart
+    assert "compiling…" in shown[0].html
     state.end_batch(1)
     state.end_batch(10)
     state.add_trace(1.5)
     p.batch(state)
-    assert "10/20" in p.main.value and "<svg" in p.chart.value      # the trace alone draws
+    assert "10/20" in shown[0].html and "<svg" in shown[1].html   # the trace alone draws
     for e in range(3):
         if e:
             state.begin_epoch(e)
         state.end_epoch({"loss": 1.0 / (e + 1), "val_loss": 1.1 / (e + 1)})
         p.epoch(state)
-        # header/bar/table agree; the chart holds as many points as epochs done
-        assert set(_done(p.main.value)) == {e + 1}
-        assert f"{e + 1}/10" in p.main.value and "20/20" in p.main.value  # batch bar full
-        assert p.chart.value.count("<svg") == 1
+        # header/bar/table agree; the chart is redrawn with the new epoch
+        assert set(_done(shown[0].html)) == {e + 1}
+        assert f"{e + 1}/10" in shown[0].html and "20/20" in shown[0].html  # batch bar full
+        assert shown[1].html.count("<svg") == 1
+        assert shown[0]._repr_mimebundle_()["text/plain"].startswith("m: epoch")
     state.finish("stopped", "stopped at epoch 4 of 10")
     p.finish(state)
-    kinds = [k for k, _ in shown]
-    assert kinds == ["display", "display", "update", "update"]   # record in place, then chart
-    assert "stopped at epoch 4 of 10" in shown[2][1].html
-    data, meta = shown[3][1]._repr_mimebundle_()
+    assert log[-2:] == [("update", 0), ("update", 1)]      # the record in place, then the chart
+    assert "stopped at epoch 4 of 10" in shown[0].html
+    data, meta = shown[1]._repr_mimebundle_()
     assert data["image/png"].startswith(b"\x89PNG")
     assert meta["image/png"]["width"] > 0                          # shown at its CSS size
 
 
-def test_closing_the_panel_leaves_no_widget_model(monkeypatch):
+def test_the_panel_creates_no_widget(monkeypatch):
+    import ipywidgets
     from ipywidgets.widgets.widget import _instances
     before = set(_instances)
-    p, _ = _panel(monkeypatch)
+    p, _, _ = _panel(monkeypatch)
     state = RunState(name="m", epochs=1, steps=2)
     p.start(state)
     state.begin_epoch(0)
@@ -263,7 +274,7 @@ def test_closing_the_panel_leaves_no_widget_model(monkeypatch):
     p.epoch(state)
     state.finish("completed")
     p.finish(state)
-    assert set(_instances) == before
+    assert set(_instances) == before and ipywidgets
 
 
 def test_every_epoch_end_is_shown_within_a_tenth_of_a_second_whatever_the_throttle():

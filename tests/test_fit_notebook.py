@@ -47,8 +47,9 @@ def test_saved_notebook_keeps_a_small_static_record(tmp_path):
     kinds = [o["output_type"] for o in fit["outputs"]]
     assert "error" not in kinds
     mimes = [m for o in fit["outputs"] for m in o.get("data", {})]
-    # the live widget was replaced by the record: no widget state left behind
+    # the live panel was replaced by the record: no widget view, no widget state
     assert "application/vnd.jupyter.widget-view+json" not in mimes
+    assert not nb.metadata.get("widgets"), "nbclient stored widget state for a finished panel"
     html = next(o["data"]["text/html"] for o in fit["outputs"] if "text/html" in o.get("data", {}))
     assert "<table" in html and "val" in html and "completed" in html
     assert "CPU · mixed precision off" in html
@@ -149,7 +150,8 @@ def test_interrupt_stops_training_and_the_queued_cells(kernel):
     assert replies[ids[0]]["content"]["ename"] == "TrainingStopped"
     assert "Traceback" not in text and "KeyboardInterrupt" not in text
     assert "stopped at epoch" in text and "of 500: weights kept, history in `clf.history`" in text
-    assert not outputs[ids[1]] and not outputs[ids[2]]
+    shown = ("stream", "display_data", "update_display_data", "execute_result", "error")
+    assert not [m for i in ids[1:] for m in outputs[i] if m["msg_type"] in shown]
 
     reply, outs = _run(kc, "h = clf.history\n"
                            "print(len(h.history['loss']), h.epoch[-1] + 1 if h.epoch else 0)")

@@ -4,7 +4,7 @@ A matplotlib render costs about 100 ms, more than a short epoch, so the
 live panel could redraw its PNG only now and then and short runs never
 saw their curves move. This module writes the same chart as an SVG string
 in plain Python (well under a millisecond for a typical run), which the
-panel puts in a standard ipywidgets `HTML` widget: it renders in
+panel shows as an HTML output updated in place: it renders in
 JupyterLab, Notebook 7, VS Code and Colab without a custom frontend.
 
 The output stays small however long the run: each curve is cut down to at

@@ -1,21 +1,21 @@
-"""The live training panel, built from ipywidgets' standard `HTML` widget only.
+"""The live training panel: two HTML outputs updated in place.
 
-Two `HTML` widgets, which exist with the same traits in ipywidgets 7.7 and
-8, so the panel renders in JupyterLab, Notebook 7, VS Code and Colab with
-no custom frontend: one holds the header, the epoch bar, the batch bar and
-the metric table (`record.panel_html`), the other the history chart as
-inline SVG (`chart.chart_svg`), built in Python from the numbers in well
-under a millisecond. Each update renders both from one snapshot of the
-`RunState` and sends them back to back, so no two parts of the panel ever
-disagree by more than the batch in flight.
+The panel is plain HTML in two outputs of the cell, each updated in place
+with Jupyter's standard `update_display_data` message (IPython's display
+handles): the first holds the header, the epoch bar, the batch bar and the
+metric table (`record.panel_html`), the second the history chart as inline
+SVG (`chart.chart_svg`), built in Python from the numbers in well under a
+millisecond and drawn by the browser. Every frontend that shows a kernel's
+HTML output renders it: JupyterLab, Notebook 7, VS Code, Colab, with no
+widget library and no custom frontend code. And nothing is left behind: no
+widget model lives on in the kernel, and a notebook executed headlessly
+(nbclient) or saved keeps only the final record, no widget state.
 
-Every epoch end is drawn at once (throttling would drop it); batch updates
-are thinned by the callback to one per `update_interval`, each adding a
-point to the faint running-loss trace of the epoch in progress. When the
-run ends the widgets are replaced by the static record (HTML and one PNG
-of the same size) and closed, with their `Layout` and `Style` models, so
-neither the kernel nor the saved notebook keeps widget state of a
-finished panel. Imports no Keras.
+Each update renders both outputs from one snapshot of the `RunState` and
+sends them back to back, so no two parts of the panel ever disagree by
+more than the batch in flight. When the run ends, the same two outputs
+become the static record (the HTML, and the chart as one 2x PNG of the
+same size), so nothing jumps. Imports no Keras.
 """
 
 from __future__ import annotations
@@ -28,22 +28,14 @@ from .progress import RunState
 from .record import panel_html, show_record
 
 
-class _Shown:
-    """Displays one widget with a plain-text fallback (ipywidgets 7 and 8)."""
+class Html:
+    """An HTML output with a plain-text fallback."""
 
-    def __init__(self, widget, text: str):
-        self.widget, self.text = widget, text
+    def __init__(self, html: str, text: str = ""):
+        self.html, self.text = html, text
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        widget = self.widget
-        bundle = {}
-        if hasattr(widget, "_repr_mimebundle_"):  # ipywidgets 8
-            bundle = dict(widget._repr_mimebundle_(include=include, exclude=exclude) or {})
-        else:  # ipywidgets 7: the view spec written by hand
-            bundle = {"application/vnd.jupyter.widget-view+json": {
-                "version_major": 2, "version_minor": 0, "model_id": widget.model_id}}
-        bundle["text/plain"] = self.text
-        return bundle
+        return {"text/html": self.html, "text/plain": self.text}
 
 
 class Panel:
@@ -54,14 +46,10 @@ class Panel:
             callback throttles). Defaults to `0.2`.
     """
 
-    kind = "widget"
+    kind = "html"
 
     def __init__(self, update_interval: float = 0.2):
-        import ipywidgets as w
-
         self.update_interval = update_interval
-        self.main = w.HTML(value="")
-        self.chart = w.HTML(value="")
         self._handle = self._chart_handle = None
         self._chart_value = ""
         self.state: Optional[RunState] = None
@@ -75,10 +63,9 @@ class Panel:
 
         self.state = state
         warm_up()  # imports matplotlib for the record while training runs (once per kernel)
-        self.draw(state)
-        self._handle = display(_Shown(self.main, state.name), display_id=True)
-        self._chart_handle = display(_Shown(self.chart, f"<chart of {state.name}>"),
-                                     display_id=True)
+        self._handle = display(Html(panel_html(state), state.summary()), display_id=True)
+        self._chart_value = chart_svg(state, trace=state.trace or None)
+        self._chart_handle = display(Html(self._chart_value), display_id=True)
 
     def batch(self, state: RunState) -> None:
         self.draw(state)
@@ -87,25 +74,15 @@ class Panel:
         self.draw(state)
 
     def finish(self, state: RunState) -> None:
-        """Leave the static record in place of the widgets, then close them."""
+        """Leave the static record in place of the live outputs."""
         show_record(state, self._handle, self._chart_handle)
-        self.close()
-
-    def close(self) -> None:
-        """Close the widgets and every model they created (Layout, Style)."""
-        for widget in (self.main, self.chart):
-            for part in ("layout", "style"):
-                sub = getattr(widget, part, None)
-                if sub is not None and hasattr(sub, "close"):
-                    sub.close()
-            widget.close()
 
     # -- drawing ------------------------------------------------------------------------
     def draw(self, state: RunState) -> None:
         """Render every part from one snapshot and send what changed."""
         main = panel_html(state)
         chart = chart_svg(state, trace=state.trace or None)
-        self.main.value = main
+        self._handle.update(Html(main, state.summary()))
         if chart != self._chart_value:
             self._chart_value = chart
-            self.chart.value = chart
+            self._chart_handle.update(Html(chart))

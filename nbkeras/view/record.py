@@ -89,7 +89,7 @@ def panel_html(state: RunState) -> str:
             rate = state.batch_rate()
             if rate:
                 parts.append(_rate(rate))
-            if state.epoch_eta() is not None:
+            if state.epoch_eta() is not None and not (steps and step >= steps):
                 parts.append(f"ETA {fmt_duration(state.epoch_eta())}")
         if state.step_size > 1:
             parts.append(f"in steps of {state.step_size} (--steps-per-execution)")

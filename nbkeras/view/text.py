@@ -1,6 +1,6 @@
-"""Progress as plain text, and the choice between text and widgets.
+"""Progress as plain text, and the choice between text and the HTML panel.
 
-Terminal IPython and plain scripts have no widget frontend, and a log
+Terminal IPython and plain scripts show no HTML, and a log
 should not grow with the number of batches (Keras' `verbose=1` does). The
 text view prints at most one line per epoch (fewer for long runs: at most
 `MAX_LINES`) and one summary at the end, never a line per batch. The view
@@ -71,25 +71,21 @@ class QuietView(TextView):
         pass
 
 
-def has_widget_frontend(shell) -> bool:
-    """Whether `shell` is a kernel that can show ipywidgets (the only test that
-    can be made from the kernel side: a frontend connected over comms)."""
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return False
-    try:
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def has_rich_frontend(shell) -> bool:
+    """Whether `shell` is a kernel, whose frontends (JupyterLab, Notebook 7,
+    VS Code, Colab) show HTML outputs and update them in place (the only test
+    that can be made from the kernel side)."""
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def choose_view(shell, mode: str = "auto", text: bool = False, quiet: bool = False,
                 update_interval: float = 0.2):
-    """The view for one run: `QuietView`, `TextView` or the widget `Panel`.
+    """The view for one run: `QuietView`, `TextView` or the HTML `Panel`.
 
     Args:
         shell: the IPython shell.
-        mode: 'auto', 'widget' or 'text' (`NbkerasMagics.display_mode`).
+        mode: 'auto', 'html' ('widget', its old name) or 'text'
+            (`NbkerasMagics.display_mode`).
         text: `--text` was given.
         quiet: `--quiet` was given.
     """
@@ -97,7 +93,7 @@ def choose_view(shell, mode: str = "auto", text: bool = False, quiet: bool = Fal
         return QuietView()
     if text or mode == "text":
         return TextView()
-    if mode == "widget" or has_widget_frontend(shell):
+    if mode in ("html", "widget") or has_rich_frontend(shell):
         from .panel import Panel
         return Panel(update_interval=update_interval)
     return TextView()
