@@ -283,6 +283,8 @@ def test_every_epoch_end_is_shown_within_a_tenth_of_a_second_whatever_the_thrott
     drawn = []   # (time, epochs shown)
 
     class View(RecordingView):
+        coalesce = True
+
         def batch(self, state):
             drawn.append((clock[0], state.epochs_recorded(), "batch"))
 

@@ -157,7 +157,8 @@ class LiveCallback(keras.callbacks.Callback):
         # Every epoch end is drawn: at once, or, when the last draw was less
         # than EPOCH_DRAW_INTERVAL ago (epochs of a few ms), at the first batch
         # end after it (the `update_interval` throttle only thins batches).
-        if self.clock() - self._last_draw >= EPOCH_DRAW_INTERVAL:
+        if (not getattr(self.view, "coalesce", False)
+                or self.clock() - self._last_draw >= EPOCH_DRAW_INTERVAL):
             with self._draw_lock:
                 self._draw(self.view.epoch)
         else:

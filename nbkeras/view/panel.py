@@ -47,6 +47,7 @@ class Panel:
     """
 
     kind = "html"
+    coalesce = True  # epoch ends closer than a tenth of a second: drawn together
 
     def __init__(self, update_interval: float = 0.2):
         self.update_interval = update_interval
