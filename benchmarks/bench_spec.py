@@ -59,8 +59,8 @@ def main() -> None:
     keras_import = in_subprocess(IMPORT_KERAS)
 
     import keras  # noqa: F401 - timed above in a fresh process
-    from nbkeras.spec.build import build
-    from nbkeras.spec.parse import parse
+    from nbkeras.modelbuild.build import build
+    from nbkeras.speclang.parse import parse
 
     text = big_spec()
     statements = len(text.splitlines())

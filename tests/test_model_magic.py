@@ -125,3 +125,68 @@ def test_errors_are_short_messages(ip, capsys, text, fragment):
     assert "SpecError: " in shown and fragment in shown
     assert "Traceback" not in shown and "File " not in shown
     assert "m" not in ip.user_ns or not isinstance(ip.user_ns.get("m"), keras.Model)
+
+
+TUNABLE = """%%model tuned{opts}
+input 8
+repeat {1, 2} dense 32..128:32 relu
+dropout 0.1..0.5@rate
+dense 3 softmax
+optimizer adam lr=1e-4..1e-2:log
+"""
+
+
+def test_spaces_build_the_default_say_so_in_one_line_and_are_listed(ip, run, capsys):
+    run(TUNABLE.replace("{opts}", ""))
+    out = capsys.readouterr().out
+    model = ip.user_ns["tuned"]
+    assert model.layers[1].units == 32 and len(model.layers) == 4
+    notes = [line for line in out.splitlines() if "search space" in line and "%tune" in line]
+    assert len(notes) == 1 and "4 search spaces" in notes[0]
+    assert "Search spaces (4" in out
+    for name, domain in [("repeat.count", "{1, 2}"), ("dense.units", "32..128:32"),
+                         ("rate", "0.1..0.5"), ("optimizer.learning_rate", "0.0001..0.01:log")]:
+        row = next(line for line in out.splitlines() if line.strip().startswith(name + " "))
+        assert domain in row
+    html = __import__("nbkeras.notebook.summary", fromlist=["x"]).ModelSummary.of(
+        model, [])._repr_html_()
+    assert "Search spaces" not in html
+
+
+def test_spaces_code_shows_the_default_model(ip, run, capsys):
+    run(TUNABLE.replace("{opts}", " --code"))
+    out = capsys.readouterr().out
+    code = out[out.index("import keras"):]
+    assert "repeat.count=1" in code and "layers.Dense(units=32" in code
+    namespace = {}
+    exec(code, namespace)
+    assert namespace["model"].count_params() == ip.user_ns["tuned"].count_params()
+
+
+def test_a_cell_without_spaces_says_nothing_about_them(run, capsys):
+    run(cell())
+    out = capsys.readouterr().out
+    assert "search space" not in out and "Search spaces" not in out
+
+
+def test_summary_html_lists_the_spaces():
+    from nbkeras.modelbuild.build import build
+    from nbkeras.notebook.summary import ModelSummary
+    from nbkeras.speclang.parse import parse
+    spec = parse(TUNABLE.split("\n", 1)[1])
+    result = build(spec, "tuned", values={"dense.units": 64})
+    html = ModelSummary.of(result.model, spec.spaces, result.values)._repr_html_()
+    assert "<td>dense.units</td><td><code>32..128:32</code></td><td>64</td>" in html
+
+
+def test_wrapper_and_mask_cell(ip, run, capsys):
+    run("%%model seq\nx = input 5x3\nm = input 5 dtype=bool\n"
+        "h = bidirectional gru 4 (x, mask=m)\ndense 1 sigmoid\n")
+    assert "h (Bidirectional)" in "\n".join(
+        f"{l.name} ({type(l).__name__})" for l in ip.user_ns["seq"].layers)
+
+
+def test_linear_logits_lint_in_a_cell(ip, run, capsys):
+    run("%%model m\ninput 4\ndense 3\nloss sparse_categorical_crossentropy\n")
+    err = capsys.readouterr().err
+    assert "line 3:" in err and "from_logits=true" in err and "no activation" in err

@@ -247,7 +247,7 @@ def test_no_compile_builds_only():
     ("input 4\nconv2d 3 3", 2, 1, "`conv2d 3 3` failed in Keras"),
     ("input 4\n\nd = dense 3 kernel_initializer=nonsense", 3, 1, "failed in Keras"),
     ("input 4\ndense 3\noptimizer sgd momentum=-1", 3, 1, "failed in Keras"),
-    ("input 4\ndense 3\nbidirectional", 3, 1, "needs a Python object (`layer`)"),
+    ("input 4\ndense 3\nbidirectional", 3, 1, "`bidirectional` wraps a layer"),
     ("input 4\nx = dense 3\nx = dense 2 name=x", 3, 1, "layer name `x` is already used"),
 ])
 def test_build_errors_point_at_the_statement(text, line, column, fragment):
@@ -256,3 +256,166 @@ def test_build_errors_point_at_the_statement(text, line, column, fragment):
     err = info.value
     assert fragment in err.message
     assert (err.line, err.column) == (line, column)
+
+
+# --- Version 2: wrappers, keyword sources, per-output loss options
+
+IMDB = """\
+tokens = input ? dtype=int32
+embedding 20000 128
+bidirectional lstm 64 return_sequences=true
+bidirectional lstm 64
+dense 1 sigmoid
+"""
+
+
+def test_imdb_bidirectional_lstm_matches_the_keras_example():
+    model = make(IMDB, "imdb").model
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    x = keras.layers.Embedding(20000, 128)(inputs)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(64, return_sequences=True))(x)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(64))(x)
+    reference = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+    assert model.count_params() == reference.count_params() == 2757761
+    kinds = [type(l).__name__ for l in model.layers]
+    assert kinds == ["InputLayer", "Embedding", "Bidirectional", "Bidirectional", "Dense"]
+    assert type(model.layers[2].forward_layer).__name__ == "LSTM"
+
+
+def test_wrapper_keywords_and_time_distributed():
+    model = make("x = input 5x8\nh = bi merge_mode=sum gru 4 return_sequences=true\n"
+                 "y = td dense 3 softmax").model
+    h, y = layer(model, "h"), layer(model, "y")
+    assert h.merge_mode == "sum" and tuple(h.output.shape) == (None, 5, 4)
+    assert type(y).__name__ == "TimeDistributed" and y.layer.activation.__name__ == "softmax"
+    assert tuple(model.output.shape) == (None, 5, 3)
+
+
+def test_every_keras_wrapper_is_a_wrapper_kind():
+    import inspect
+    from nbkeras.speclang.parse import WRAPPERS
+    wrappers = {n for n in dir(keras.layers) if inspect.isclass(getattr(keras.layers, n))
+                and issubclass(getattr(keras.layers, n), keras.layers.Wrapper) and n != "Wrapper"}
+    assert wrappers | {"Bidirectional"} <= set(WRAPPERS.values())
+
+
+def test_gru_receives_the_mask():
+    spec = ("frames = input 6x3\nmask = input 6 dtype=bool\n"
+            "gru 4 (frames, mask=mask)")
+    keras.utils.set_random_seed(0)
+    model = make(spec).model
+    frames = keras.Input((6, 3))
+    mask = keras.Input((6,), dtype="bool")
+    gru = keras.layers.GRU(4)
+    reference = keras.Model([frames, mask], gru(frames, mask=mask))
+    reference.set_weights(model.get_weights())
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 6, 3), dtype="float32")
+    m = np.array([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=bool)
+    ours = model.predict([x, m], verbose=0)
+    np.testing.assert_allclose(ours, reference.predict([x, m], verbose=0), atol=1e-6)
+    x2 = x.copy()
+    x2[0, 3:] = 9.0  # masked steps change nothing
+    np.testing.assert_allclose(model.predict([x2, m], verbose=0)[0], ours[0], atol=1e-6)
+    unmasked = keras.Model(frames, gru(frames)).predict(x, verbose=0)
+    assert not np.allclose(unmasked[0], ours[0])
+
+
+def test_per_output_loss_statements_build():
+    result = make("x = input 4\npriority = dense 1 (x)\ndepartment = dense 4 (x)\n"
+                  "value = dense 1 (x)\noutputs priority, department, value\n"
+                  "loss priority: binary_crossentropy from_logits=true\n"
+                  "loss department: categorical_crossentropy from_logits=true label_smoothing=0.1\n"
+                  "loss value=mse")
+    loss = result.compile_kwargs["loss"]
+    assert loss["value"] == "mse"
+    assert loss["priority"].get_config()["from_logits"] is True
+    assert loss["department"].get_config()["label_smoothing"] == pytest.approx(0.1)
+    assert result.model.compiled
+
+
+@pytest.mark.parametrize("text, line, column, fragment", [
+    ("frames = input 6x3\nm = input 6\ngru 4 (frames, masks=m)", 3, 16,
+     "`GRU` takes no `masks` when called (did you mean `mask`?); its call parameters are "
+     "sequences, initial_state, mask, training"),
+    ("frames = input 6x3\nm = input 6\nbi gru 4 (frames, masc=m)", 3, 19, "did you mean `mask`"),
+    ("x = input 6x3\nbi merge_mod=sum gru 4", 2, 4, "did you mean `merge_mode`"),
+    ("x = input 6x3\nbi gru", 2, 1, "`GRU` needs `units`"),
+    ("x = input 4\na = dense 1 (x)\nb = dense 1 (x)\noutputs a, b\nloss a: mse", 5, 1,
+     "no loss for output `b`: add a line `loss b: LOSS`"),
+    ("x = input 4\na = dense 1 (x)\nloss c: mse", 3, 6, "`c` is not an output"),
+    ("x = input 4\na = dense 1 (x)\nloss a: mse delt=1", 3, 13, "no option `delt`"),
+])
+def test_version_2_build_errors(text, line, column, fragment):
+    with pytest.raises(SpecError) as info:
+        make(text)
+    err = info.value
+    assert fragment in err.message, err.message
+    assert (err.line, err.column) == (line, column)
+
+
+# --- Version 2: search spaces and repeat
+
+TUNABLE = """\
+input 8
+repeat {1, 2, 3} dense 32..128:32 {relu, gelu}
+dropout 0.1..0.5
+dense {4, 6}@classes softmax
+optimizer adam lr=1e-4..1e-2:log
+"""
+
+
+def test_spaces_build_the_default_model():
+    result = make(TUNABLE)
+    model = result.model
+    assert [type(l).__name__ for l in model.layers] == ["InputLayer", "Dense", "Dropout", "Dense"]
+    assert model.layers[1].units == 32 and model.layers[1].activation.__name__ == "relu"
+    assert model.layers[2].rate == pytest.approx(0.1) and model.layers[3].units == 4
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-4)
+    assert result.values == {"repeat.count": 1, "dense.units": 32, "dense.activation": "relu",
+                             "dropout.rate": 0.1, "classes": 4,
+                             "optimizer.learning_rate": 1e-4}
+
+
+def test_values_build_other_models():
+    values = {"repeat.count": 3, "dense.units": 96, "dense.activation": "gelu",
+              "dropout.rate": 0.3, "classes": 6, "optimizer.learning_rate": 0.005}
+    result = make(TUNABLE, values=values)
+    model = result.model
+    dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
+    assert [d.units for d in dense] == [96, 96, 96, 6]
+    assert {d.activation.__name__ for d in dense[:3]} == {"gelu"}
+    assert model.layers[4].rate == pytest.approx(0.3)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.005)
+    assert result.values == values
+    partial = make(TUNABLE, values={"classes": 6}).values
+    assert partial["classes"] == 6 and partial["dense.units"] == 32
+
+
+def test_repeat_binds_the_last_repetition_and_keeps_names_unique():
+    model = make("x = input 4\nrepeat 3 h = dense 8 relu\nout = dense 1 (h)\noutputs out").model
+    names = [l.name for l in model.layers]
+    assert names == ["x", "h_rep1", "h_rep2", "h", "out"]
+    assert model.get_layer("out").input.shape[-1] == 8
+
+
+@pytest.mark.parametrize("values, fragment, line", [
+    ({"dense.unit": 64}, "unknown search space `dense.unit` (did you mean `dense.units`?)", None),
+    ({"nothing": 1}, "its spaces are repeat.count, dense.units", None),
+    ({"dense.units": 100}, "100 is outside the domain of `dense.units`: 32..128:32", 2),
+    ({"dense.units": 256}, "outside the domain", 2),
+    ({"dropout.rate": 0.9}, "outside the domain of `dropout.rate`: 0.1..0.5", 3),
+    ({"classes": 5}, "outside the domain of `classes`: {4, 6}", 4),
+    ({"repeat.count": 4}, "outside the domain of `repeat.count`", 2),
+    ({"dense.activation": "tanh"}, "{relu, gelu}", 2),
+])
+def test_bad_values_are_spec_errors_naming_the_space(values, fragment, line):
+    with pytest.raises(SpecError) as info:
+        make(TUNABLE, values=values)
+    assert fragment in info.value.message and info.value.line == line
+
+
+def test_values_for_a_spec_without_spaces():
+    with pytest.raises(SpecError, match="the spec has no spaces"):
+        make("input 4\ndense 1", values={"dense.units": 3})
+    assert make("input 4\ndense 1", values={}).values == {}

@@ -19,6 +19,12 @@ MORE = {
     "clashing_names": "input 4\ndense = dense 3\ndense 2\ndense_2 = dense 2\ndense 1",
     "rebound_output": "x = input 4\nx = dense 3\nfirst = dense 2\nx = dense 5 (x)\noutputs first, x\n"
                       "loss first=mse x_3=mae",
+    "wrappers": "x = input 5x8\nm = input 5 dtype=bool\n"
+                "h = bi merge_mode=sum lstm 4 return_sequences=true (x, mask=m)\n"
+                "t = td dense 3\ng = gru 2 (t, mask=m)\nd = dense 1\n"
+                "loss d: binary_crossentropy from_logits=true",
+    "repeat_and_spaces": "x = input 4\nrepeat {2, 3} h = dense 16..64:16 relu\nrepeat 2 dense 8\n"
+                         "dropout 0.1..0.5\ndense {3, 5}\noptimizer adam lr=1e-4..1e-2:log",
 }
 
 
@@ -79,3 +85,25 @@ def test_values_are_written_as_literals_not_pasted():
     code = generate(spec, "m", build(spec, "m", compile=False), compile=False)
     model = run_code(code)
     assert model.layers[-1].name == "x'); import os; ('"
+
+
+def test_wrappers_and_keyword_sources_in_code():
+    spec = parse(MORE["wrappers"])
+    code = generate(spec, "m", build(spec, "m"))
+    assert ("h = layers.Bidirectional(layers.LSTM(units=4, return_sequences=True), "
+            "merge_mode='sum', name='h')(x, mask=m)") in code
+    assert "t = layers.TimeDistributed(layers.Dense(units=3), name='t')(h)" in code
+    assert "g = layers.GRU(units=2, name='g')(t, mask=m)" in code
+    assert "'d': keras.losses.BinaryCrossentropy(from_logits=True)" in code
+
+
+def test_code_of_a_spec_with_spaces_is_the_model_built():
+    spec = parse(MORE["repeat_and_spaces"])
+    default = generate(spec, "m", build(spec, "m"))
+    assert "# search spaces at: repeat.count=2, h.units=16" in default
+    assert default.count("layers.Dense(units=16") == 2 and "Dropout(rate=0.1)" in default
+    values = {"repeat.count": 3, "h.units": 48, "dense_2.units": 5}
+    result = build(spec, "m", values=values)
+    code = generate(spec, "m", result)
+    assert code.count("layers.Dense(units=48") == 3 and "layers.Dense(units=5)" in code
+    assert run_code(code).count_params() == result.model.count_params()

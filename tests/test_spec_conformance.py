@@ -182,9 +182,9 @@ def test_arguments(line, kwargs):
     # required values and layers around Python objects or code
     ("input 4\nx = dense", 2, 1, "`Dense` needs `units`"),
     ("q = input 4x8\nmha (q, q)", 2, 1, "needs `num_heads` and `key_dim`"),
-    ("input 4x3\nbidirectional lstm", 2, 15, "`lstm` cannot be the `layer` of `Bidirectional`"),
-    ("input 4x3\nTimeDistributed layer=dense", 2, 17, "needs a Python object as `layer`"),
-    ("input 4x3\nTimeDistributed", 2, 1, "needs a Python object (`layer`)"),
+    ("input 4x3\nbidirectional lstm", 2, 1, "`LSTM` needs `units`"),
+    ("input 4x3\nTimeDistributed layer=dense", 2, 17, "wraps a layer written after it"),
+    ("input 4x3\nTimeDistributed", 2, 1, "`TimeDistributed` wraps a layer"),
     ("input 4\nlambda x", 2, 1, "a spec cannot run code"),
     ("input 4\nLambda function=abs", 2, 1, "a spec cannot run code"),
     # did-you-mean for kinds, activations, keywords, names

@@ -12,11 +12,15 @@ SEEDS = [text for text, _ in EXAMPLES.values()] + [
     "q = input 5x8\nv = input ?x8\na = mha 2 4 (q, v)\nx = add (a, q) # c\n"
     "d = dense 3 softmax name='o' k=[1, [2, none]] \\\n  use_bias=FALSE\n"
     "optimizer sgd lr=1e-3\nloss d=sparse_categorical_crossentropy from_logits=true\n",
+    "x = input 10x4\nm = input 10 dtype=bool\nh = bi merge_mode={sum, concat} lstm 8 (x, mask=m)\n"
+    "repeat {1, 2} y = dense 32..64:16 {relu, gelu}\ndropout 0.1..0.5@rate\nd = td dense 3\n"
+    "loss d: categorical_crossentropy from_logits=true\noptimizer adam lr=1e-4..1e-2:log\n",
 ]
 PIECES = ["input", "dense", "conv2d", "x", "=", "(", ")", ",", "[", "]", "'", '"', "\\", "#",
           "\n", " ", "3x3", "?x8", "none", "-1", "1e-3", "relu", "outputs", "loss", "metrics",
           "optimizer", "loss_weights", "a=", "lr=", "true", "concat", "__import__", ";", "x",
-          "\t", "\r", "0", "\u00e9", "\\\n"]
+          "\t", "\r", "0", "\u00e9", "\\\n", "{", "}", "{1, 2}", "..", "0.1..0.5", ":log",
+          ":2", "@w", "repeat", "repeat 2", "bi", "td", "mask=", ":", "d:", "1..0"]
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -65,3 +65,31 @@ def test_unused_input_is_warned():
     found = warnings_of("a = input 4\nb = input 3\ndense 2 (a)")
     assert [w.line for w in found] == [2] and "input `b` is not used" in found[0].message
     assert warnings_of("a = input 4\nb = input 3\nc = concat (a, b)\ndense 2") == []
+
+
+@pytest.mark.parametrize("text, line", [
+    ("input 4\ndense 3\nloss sparse_categorical_crossentropy", 3),
+    ("input 4\ndense 3 activation=linear\nloss categorical_crossentropy", 3),
+    ("input 4\ndense 3 linear\ndropout 0.2\nloss categorical_crossentropy", 4),
+    ("input 4\ndense 1\nloss binary_crossentropy from_logits=false", 3),
+    ("x = input 4\npriority = dense 1 (x)\ndept = dense 4 softmax (x)\noutputs priority, dept\n"
+     "loss priority: binary_crossentropy\nloss dept=categorical_crossentropy", 5),
+    ("input 4x3\nout = td dense 3\nloss out: categorical_crossentropy", 3),
+    ("input 4\ndense {3, 4}\nloss categorical_crossentropy", 3),
+])
+def test_cross_entropy_on_linear_logits_is_warned(text, line):
+    found = [w for w in warnings_of(text) if "no activation" in w.message]
+    assert len(found) == 1 and found[0].line == line
+    assert "add `from_logits=true` to the loss" in found[0].message
+    assert "an activation (`softmax` or `sigmoid`)" in found[0].message
+
+
+@pytest.mark.parametrize("text", [
+    "input 4\ndense 3\nloss categorical_crossentropy from_logits=true",
+    "input 4\nd = dense 1\nloss d: binary_crossentropy from_logits=true",
+    "input 4\ndense 3 relu\nloss categorical_crossentropy",  # odd, but not linear logits
+    "input 4\ndense 3\nloss mse",
+    "input 4\nlstm 3\nloss binary_crossentropy",  # tanh by default
+])
+def test_no_logits_warning_where_it_does_not_apply(text):
+    assert not [w for w in warnings_of(text) if "no activation" in w.message]

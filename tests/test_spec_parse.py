@@ -164,3 +164,188 @@ def test_layer_statement_keeps_kind_as_written():
     assert isinstance(stmt, LayerStmt)
     assert stmt.kind == "Batch_Normalization" and stmt.kind_column == 5
     assert stmt.args[0].key == "momentum"
+
+
+# --- Version 2: wrappers, keyword sources, per-output loss options
+
+def test_wrappers_prefix_a_layer_statement():
+    spec = parse("x = input 10x4\nh = bidirectional merge_mode=sum lstm 8 return_sequences=true\n"
+                 "y = TD dense 3 softmax\nz = time_distributed bi gru 2 (h)")
+    h, y, z = spec.graph[1], spec.graph[2], spec.graph[3]
+    assert (h.kind, h.kind_column, [w.kind for w in h.wrappers]) == ("lstm", 34, ["bidirectional"])
+    assert [(a.key, a.value) for a in h.wrappers[0].args] == [("merge_mode", "sum")]
+    assert [(a.key, a.value) for a in h.args] == [(None, 8), ("return_sequences", True)]
+    assert (y.kind, [a.value for a in y.args]) == ("dense", [3, "softmax"])
+    assert [w.kind for w in z.wrappers] == ["time_distributed", "bi"] and z.sources_at == (1,)
+
+
+def test_keyword_sources():
+    spec = parse("frames = input 10x4\nmask = input 10 dtype=bool\ngru 16 (frames, mask=mask)")
+    stmt = spec.graph[2]
+    assert [(s.name, s.key) for s in stmt.sources] == [("frames", None), ("mask", "mask")]
+    assert stmt.sources_at == (0, 1) and stmt.sources[1].column == 17
+
+
+def test_per_output_loss_statements():
+    spec = parse("x = input 4\npriority = dense 1 (x)\ndepartment = dense 4 (x)\nv = dense 1 (x)\n"
+                 "outputs priority, department, v\n"
+                 "loss priority: binary_crossentropy from_logits=true\n"
+                 "loss department : categorical_crossentropy from_logits=true\nloss v=mse")
+    first, second = spec.output_losses
+    assert (first.output, first.output_column, first.line) == ("priority", 6, 6)
+    assert [(a.key, a.value) for a in first.args] == [(None, "binary_crossentropy"),
+                                                     ("from_logits", True)]
+    assert second.output == "department" and spec.settings["loss"].args[0].key == "v"
+
+
+# --- Version 2: search spaces
+
+def space_of(text):
+    spec = parse(f"input 4\n{text}")
+    assert len(spec.spaces) == 1, spec.spaces
+    return spec.spaces[0]
+
+
+@pytest.mark.parametrize("text, kind, fields, default, domain", [
+    ("dense {64, 128, 256} relu", "choice", {"choices": (64, 128, 256)}, 64, "{64, 128, 256}"),
+    ("dense 64 {relu, gelu}", "choice", {"choices": ("relu", "gelu")}, "relu", "{relu, gelu}"),
+    ("dense 3 kernel_size={3x3, 'a b', none, true, 1.5, [1, 2]}", "choice",
+     {"choices": ((3, 3), "a b", None, True, 1.5, (1, 2))}, (3, 3), None),
+    ("dropout 0.1..0.5", "float", {"low": 0.1, "high": 0.5, "step": None, "log": False}, 0.1,
+     "0.1..0.5"),
+    ("conv2d 16..64 3", "int", {"low": 16, "high": 64, "step": None}, 16, "16..64"),
+    ("dense 1..2.5", "float", {"low": 1.0, "high": 2.5}, 1.0, "1.0..2.5"),
+    ("dense 32..256:32 relu", "int", {"low": 32, "high": 256, "step": 32}, 32, "32..256:32"),
+    ("dense 0..1:0.25", "float", {"low": 0.0, "high": 1.0, "step": 0.25}, 0.0, None),
+    ("dense -1..1", "int", {"low": -1, "high": 1}, -1, "-1..1"),
+    ("dense 5 kernel_regularizer=1e-4..1e-2:log", "float", {"low": 1e-4, "high": 1e-2,
+                                                             "log": True}, 1e-4, None),
+])
+def test_space_forms(text, kind, fields, default, domain):
+    space = space_of(text)
+    assert space.kind == kind and space.default == default
+    for key, value in fields.items():
+        assert getattr(space, key) == value
+    if domain:
+        assert space.domain == domain
+    assert (space.line, space.column) == (2, text.index(space.text.split("@")[0][:1]) + 1)
+
+
+@pytest.mark.parametrize("text, names", [
+    ("input 4\ndense {8, 16}\ndense 8\ndense {1, 2}", ["dense.units", "dense_3.units"]),
+    ("input 4\nh = dense {8, 16}\nh = dense {1, 2} relu", ["h.units", "h_2.units"]),
+    ("input 4\ndense 3 name=top activation={relu, tanh}", ["top.activation"]),
+    ("input 4\ndense 64 {relu, gelu}", ["dense.activation"]),
+    ("input 4\ndropout 0.1..0.5\nbn momentum=0.9..0.99", ["dropout.rate",
+                                                          "batch_normalization.momentum"]),
+    ("input 4\nconv {8, 16} 3", ["conv2d.filters"]),
+    ("input 4\ndense 4\noptimizer adam lr=1e-4..1e-2:log beta_1={0.9, 0.95}",
+     ["optimizer.learning_rate", "optimizer.beta_1"]),
+    ("input 4\nrepeat {1, 2} dense 8\nrepeat 1..3 dense {4, 8}",
+     ["repeat.count", "repeat_2.count", "dense_2.units"]),
+    ("input 4\ndense {64, 128}@width relu\ndropout 0.1..0.5@rate", ["width", "rate"]),
+    ("input 4\ndense = dense 3\ndense {1, 2}", ["dense_2.units"]),
+    ("input 4\nh = bi merge_mode={sum, concat} lstm {4, 8}", ["h.merge_mode", "h.units"]),
+    ("input 4\nd = dense 1\nloss d: huber delta=0.5..2", ["loss.d.delta"]),
+    ("input 4\nd = dense 1\nloss huber delta=0.5..2\nloss_weights d=0.1..1",
+     ["loss.delta", "loss_weights.d"]),
+])
+def test_space_names(text, names):
+    spec = parse(text)
+    assert [s.name for s in spec.spaces] == names
+    assert len(set(names)) == len(names)
+
+
+def test_spaces_are_in_source_order_and_settings_may_come_first():
+    spec = parse("optimizer adam lr={1e-3, 1e-4}\ninput 4\ndense {1, 2}")
+    assert [s.name for s in spec.spaces] == ["optimizer.learning_rate", "dense.units"]
+
+
+def test_repeat_statements():
+    spec = parse("x = input 4\nrepeat 3 h = dense 8 relu\nrepeat {1, 2} dense 4 (x)\n"
+                 "y = repeat 2 dropout 0.1\noutputs h")
+    h, second, y = spec.graph[1], spec.graph[2], spec.graph[3]
+    assert (h.repeat.value, h.target, h.kind) == (3, "h", "dense")
+    assert second.repeat.kind == "space" and second.sources_at == (0,)
+    assert y.target == "y" and spec.output_indices() == (1,)
+
+
+def test_a_cell_without_spaces_has_none():
+    assert parse(TWO_HEADS).spaces == ()
+
+
+def test_config_round_trip_keeps_spaces_wrappers_and_output_losses():
+    spec = parse("x = input 10x4\nm = input 10 dtype=bool\n"
+                 "h = bi merge_mode={sum, concat} lstm 8..32:8 (x, mask=m)\n"
+                 "repeat {1, 2} dense {relu, [1, 2], 3x3}@odd\nd = dense 1 (h)\n"
+                 "loss d: binary_crossentropy from_logits=true\noptimizer adam lr=1e-4..1e-2:log")
+    config = spec.to_config()
+    again = ModelSpec.from_config(json.loads(json.dumps(config)))
+    assert again == spec and again.spaces == spec.spaces
+    assert again.to_config() == config
+
+
+@pytest.mark.parametrize("text, line, column, fragment", [
+    # search spaces
+    ("input 4\ndense {}", 2, 7, "empty choice `{}`"),
+    ("input 4\ndense {64, 128", 2, 7, "unclosed `{`"),
+    ("input 4\ndense {64 128}", 2, 11, "expected `,` or `}`"),
+    ("input 4\ndropout 0.5..0.1", 2, 9, "LOW 0.5 is above HIGH 0.1"),
+    ("input 4\ndense 3\noptimizer adam lr=0..1e-2:log", 3, 19, "bounds above 0"),
+    ("input 4\ndense 3\noptimizer adam lr=-1..1:log", 3, 19, "bounds above 0"),
+    ("input 4\ndense 32..256:0", 2, 7, "must be above 0"),
+    ("input 4\ndense 32..256:-32", 2, 7, "must be above 0"),
+    ("input 4\ndense 32..64:64", 2, 7, "at most the range's width 32"),
+    ("input 4\ndense 1..x", 2, 7, "malformed range `1..x`"),
+    ("input 4\ndense 1..5:lg", 2, 7, "write `log` or a step"),
+    ("input 4\n{dense, conv2d} 64", 2, 1, "cannot stand for a layer kind"),
+    ("input 4\n1..2 64", 2, 1, "cannot stand for a layer kind"),
+    ("input 4\nbi {lstm, gru} 8", 2, 4, "cannot stand for a layer kind"),
+    ("input 4\nrepeat 2 {dense, gru} 8", 2, 10, "cannot stand for a layer kind"),
+    ("x = input 4\ndense 3 ({x, y})", 2, 10, "cannot stand for a source"),
+    ("input 4\n{a, b} = dense 3", 2, 1, "cannot stand for a bound name"),
+    ("input 4\nd = dense 3\noutputs {d}", 3, 9, "cannot stand for an output name"),
+    ("input 4\ndense 3\noptimizer {adam, sgd}", 3, 11, "cannot stand for an optimizer name"),
+    ("input 4\ndense 3\nloss {mse, mae}", 3, 6, "cannot stand for a loss name"),
+    ("input 4\nd = dense 3\nloss d: {mse, mae}", 3, 9, "cannot stand for a loss name"),
+    ("input 4\ndense 3\nmetrics {mae, mse}", 3, 9, "cannot stand for a metric name"),
+    ("input 4\ndense {64, 128}@w relu\ndropout 0.1..0.5@w", 3, 9, "label `@w` is given twice"),
+    ("input 4\ndense {64, 128}@1w", 2, 16, "malformed label `@1w`"),
+    ("input 4\ndense {64, 128} @w", 2, 17, "written right after it"),
+    ("input 4\ndense 64@w", 2, 7, "`64` is a fixed value"),
+    ("input 4\ndense [1, {2, 3}]", 2, 11, "cannot be inside a list"),
+    ("input 4\ndense {1, {2, 3}}", 2, 11, "cannot be inside a list or a choice"),
+    ("input 4\ndense {1, 2..3}", 2, 11, "cannot be inside a list or a choice"),
+    ("input 4\nrepeat 2.5 dense 3", 2, 8, "count of `repeat` must be an integer"),
+    ("input 4\nrepeat {1, 2.5} dense 3", 2, 8, "must be an integer space"),
+    ("input 4\nrepeat 1.0..3 dense 3", 2, 8, "must be an integer space"),
+    ("input 4\nrepeat {a, b} dense 3", 2, 8, "must be an integer space"),
+    ("input 4\nrepeat 0 dense 3", 2, 8, "must be at least 1"),
+    ("input 4\nrepeat relu dense 3", 2, 8, "must be an integer"),
+    ("input 4\nrepeat 2", 2, 1, "needs a layer statement to repeat"),
+    ("input 4\nrepeat", 2, 1, "needs a count"),
+    ("input 4\nrepeat 2 loss mse", 2, 10, "repeats one layer statement"),
+    # wrappers and keyword sources
+    ("input 4x3\nbidirectional", 2, 1, "`bidirectional` wraps a layer"),
+    ("input 4x3\nbi merge_mode=sum (x)", 2, 1, "`bi` wraps a layer"),
+    ("input 4x3\nbi 64", 2, 4, "`64` cannot be the layer of `Bidirectional`"),
+    ("input 4x3\ntd layer=dense", 2, 4, "takes no `layer=`"),
+    ("x = input 4\ngru 3 (x, mask=)", 2, 11, "expected a bound name after `mask=`"),
+    ("x = input 4\ngru 3 (mask=x, x)", 2, 16, "after a keyword source"),
+    ("x = input 4\ngru 3 (x, mask=x, mask=x)", 2, 19, "`mask=` is given twice"),
+    ("x = input 4\ngru 3 (x, mask=m)", 2, 11, "unknown name `m`"),
+    # per-output loss statements
+    ("x = input 4\na = dense 1\nloss a: mse\nloss a: mae", 4, 6, "two losses for output `a`"),
+    ("x = input 4\na = dense 1\nloss a=mse\nloss a: mae", 4, 6, "two losses for output `a`"),
+    ("x = input 4\na = dense 1\nloss mse\nloss a: mae", 3, 1, "sets the loss of every output"),
+    ("x = input 4\na = dense 1\nloss a:", 3, 1, "`loss a:` needs a loss"),
+    ("x = input 4\na = dense 1\nloss a: mse 3", 3, 13, "`key=value`"),
+    ("x = input 4\na = dense 1\nloss 1a: mse", 3, 6, "not an output name"),
+    ("x = input 4\na = dense 1\nloss a=mse\nloss b=mae", 4, 1, "`loss OUT: LOSS key=value`"),
+])
+def test_version_2_errors_point_at_the_text(text, line, column, fragment):
+    with pytest.raises(SpecError) as info:
+        parse(text)
+    err = info.value
+    assert fragment in err.message, err.message
+    assert (err.line, err.column) == (line, column), err

@@ -19,7 +19,9 @@ import keras
 
 from ..errors import SpecError, did_you_mean
 from ..keras_private import producing_layer
-from ..speclang.nodes import Arg, InputStmt, LayerStmt, ModelSpec
+from ..speclang.nodes import Arg, InputStmt, LayerStmt, ModelSpec, Wrap
+from ..speclang.parse import WRAPPERS
+from ..speclang.spaces import fix, resolve_values
 from .names import closest, norm, short  # noqa: F401  (re-exported)
 from .settings import resolve_compile
 
@@ -94,6 +96,8 @@ class Step:
     kwargs: Dict[str, Any]
     sources: Tuple[int, ...]  # graph indices whose outputs it is called on
     call: str = "single"      # "single", "list" (merging) or "args"
+    wrappers: List[Tuple[str, Dict[str, Any]]] = field(default_factory=list)  # outermost first
+    call_kwargs: Dict[str, int] = field(default_factory=dict)  # keyword sources -> graph index
 
 
 @dataclass
@@ -107,6 +111,7 @@ class BuildResult:
         compile_code: the same kwargs as Python source, for `codegen`.
         deferred_losses: output name -> 'categorical' for defaulted softmax outputs.
         message: the one line saying which default compile was chosen, or None.
+        values: the value each search space was built at (empty without spaces).
     """
 
     model: Any
@@ -115,6 +120,7 @@ class BuildResult:
     compile_code: Dict[str, str] = field(default_factory=dict)
     deferred_losses: Dict[str, str] = field(default_factory=dict)
     message: Optional[str] = None
+    values: Dict[str, Any] = field(default_factory=dict)
 
 
 def _fail(stmt, exc: BaseException) -> SpecError:
@@ -156,8 +162,11 @@ def _convert(key: str, arg: Arg) -> Any:
     return value
 
 
-def resolve_layer(stmt: LayerStmt) -> Tuple[Any, Dict[str, Any]]:
-    """Class and constructor kwargs of a layer statement."""
+def resolve_layer(stmt: LayerStmt, filled: Optional[List[str]] = None
+                  ) -> Tuple[Any, Dict[str, Any]]:
+    """Class and constructor kwargs of a layer statement (of the wrapped layer, for a
+    wrapped statement); `filled` receives the parameter each argument fills, in order."""
+    filled = [] if filled is None else filled
     cls = resolve_kind(stmt)
     if cls.__name__ in _CODE_LAYERS:
         raise SpecError(f"`{stmt.kind}` wraps Python code, and a spec cannot run code: use "
@@ -186,14 +195,17 @@ def resolve_layer(stmt: LayerStmt) -> Tuple[Any, Dict[str, Any]]:
                                 f"as `{key}`, which a spec cannot give: build this part in Python",
                                 arg.line, arg.column, arg.key)
             kwargs[key] = _convert(key, arg)
+            filled.append(key)
             continue
         if arg.kind == "word":
             low = arg.value.lower()
             if "activation" in accepted and "activation" not in kwargs and is_activation(low):
                 kwargs["activation"] = low
+                filled.append("activation")
                 continue
             if "padding" in accepted and "padding" not in kwargs and low in PADDINGS:
                 kwargs["padding"] = low
+                filled.append("padding")
                 continue
             for key, taken in (("activation", is_activation(low)), ("padding", low in PADDINGS)):
                 if taken and key in accepted and key in kwargs:
@@ -219,6 +231,7 @@ def resolve_layer(stmt: LayerStmt) -> Tuple[Any, Dict[str, Any]]:
                             arg.line, arg.column, arg.text)
         positional.remove(slot)
         kwargs[slot] = _convert(slot, arg)
+        filled.append(slot)
     missing = [n for n in order if defaults.get(n) is inspect.Parameter.empty and n not in kwargs]
     objects = [n for n in missing if n in _OBJECT_PARAMS]
     if objects:
@@ -287,6 +300,92 @@ def _claim_name(used: Dict[str, Any], name: str, stmt) -> None:
                         stmt.line or None, stmt.column or None, stmt.text)
 
 
+def resolve_wrapper(stmt: LayerStmt, wrap: Wrap) -> Tuple[Any, Dict[str, Any]]:
+    """Class and keyword arguments of one wrapper of a statement."""
+    cls = getattr(keras.layers, WRAPPERS[norm(wrap.kind)])
+    if not (cls is keras.layers.Bidirectional or issubclass(cls, keras.layers.Wrapper)):
+        raise SpecError(f"`{wrap.kind}` is not a wrapper layer", stmt.line, wrap.column, wrap.kind)
+    _, accepted = constructor_params(cls)
+    kwargs: Dict[str, Any] = {}
+    for arg in wrap.args:
+        key = arg.key.lower()
+        if key not in accepted or key in _OBJECT_PARAMS:
+            choices = sorted(accepted - _OBJECT_PARAMS)
+            raise SpecError(f"`{cls.__name__}` has no keyword `{arg.key}`{closest(key, choices)}",
+                            arg.line, arg.column, arg.key)
+        if key in kwargs:
+            raise SpecError(f"`{arg.key}` is given twice in `{stmt.text}`", arg.line,
+                            arg.column, arg.key)
+        kwargs[key] = _convert(key, arg)
+    return cls, kwargs
+
+
+def _call_params(cls) -> List[str]:
+    try:
+        params = inspect.signature(cls.call).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.name != "self"
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _check_call_keys(stmt: LayerStmt, cls) -> None:
+    """Keyword sources (`(x, mask=m)`) must name parameters of the layer's `call`."""
+    params = _call_params(cls)
+    for src in stmt.sources:
+        if src.key is not None and src.key not in params:
+            raise SpecError(f"`{src.key}={src.name}`: `{cls.__name__}` takes no `{src.key}` when "
+                            f"called{closest(src.key, params)}; its call parameters are "
+                            f"{', '.join(params)}", src.line, src.column, src.key)
+
+
+def _layer_statement(stmt: LayerStmt, index: int, name: Optional[str], reserved, used,
+                     tensors, layers, steps) -> None:
+    """Build one layer statement (each repetition of a `repeat`) and record its steps."""
+    cls, kwargs = resolve_layer(stmt)
+    wraps = [resolve_wrapper(stmt, w) for w in stmt.wrappers]
+    outer_cls = wraps[0][0] if wraps else cls
+    _check_call_keys(stmt, outer_cls)
+    chain = [(cls, kwargs)] + list(reversed(wraps))  # innermost first
+    if name and "name" not in chain[-1][1]:
+        chain[-1] = (chain[-1][0], {**chain[-1][1], "name": name})
+    positional = [i for s, i in zip(stmt.sources, stmt.sources_at) if s.key is None]
+    keyword = {s.key: i for s, i in zip(stmt.sources, stmt.sources_at) if s.key is not None}
+    count = stmt.repeat.value if stmt.repeat is not None else 1
+    for rep in range(1, count + 1):
+        sources = tuple(positional) if positional and rep == 1 else (
+            (stmt.previous,) if rep == 1 else (index,))
+        call = "single" if len(sources) == 1 else (
+            "list" if outer_cls.__name__ in MERGING or _takes_a_list(outer_cls) else "args")
+        made = [(c, {**kw, "name": f"{kw['name']}_rep{rep}"} if rep < count and "name" in kw
+                 else dict(kw)) for c, kw in chain]
+        try:
+            layer = made[0][0](**made[0][1])
+            for wcls, wkw in made[1:]:
+                layer = wcls(layer, **wkw)
+            outer_kwargs = made[-1][1]
+            if "name" not in outer_kwargs and layer.name in reserved:
+                base, n = layer.name, 2
+                while f"{base}_{n}" in reserved:
+                    n += 1
+                layer.name = f"{base}_{n}"
+                made[-1] = (made[-1][0], {**outer_kwargs, "name": layer.name})  # shown in code
+            source = index if rep > 1 else None
+            xs = [tensors[i] if source is None else tensors[source] for i in sources]
+            call_kw = {k: tensors[i] for k, i in keyword.items()}
+            out = (layer(xs[0], **call_kw) if call == "single"
+                   else layer(xs, **call_kw) if call == "list" else layer(*xs, **call_kw))
+        except SpecError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise _fail(stmt, exc) from None
+        _claim_name(used, layer.name, stmt)
+        tensors[index], layers[index] = out, layer
+        steps.append(Step(index, made[0][0].__name__, made[0][1], sources, call,
+                          wrappers=[(c.__name__, kw) for c, kw in reversed(made[1:])],
+                          call_kwargs=dict(keyword)))
+
+
 def build_graph(spec: ModelSpec, name: str = "model") -> Tuple[Any, List[Step], Dict[int, Any]]:
     """Build the layers and the (uncompiled) model; returns (model, steps, layers by index)."""
     names = spec.layer_names()
@@ -308,29 +407,7 @@ def build_graph(spec: ModelSpec, name: str = "model") -> Tuple[Any, List[Step], 
             _claim_name(used, layers[index].name, stmt)
             steps.append(Step(index, "input", kwargs, ()))
             continue
-        cls, kwargs = resolve_layer(stmt)
-        if names[index] and "name" not in kwargs:
-            kwargs["name"] = names[index]
-        sources = stmt.sources_at if stmt.sources else (stmt.previous,)
-        call = "single" if len(sources) == 1 else (
-            "list" if cls.__name__ in MERGING or _takes_a_list(cls) else "args")
-        try:
-            layer = cls(**kwargs)
-            if "name" not in kwargs and layer.name in reserved:
-                base, n = layer.name, 2
-                while f"{base}_{n}" in reserved:
-                    n += 1
-                layer.name = f"{base}_{n}"
-                kwargs = {**kwargs, "name": layer.name}  # so the code shows it too
-            xs = [tensors[i] for i in sources]
-            out = layer(xs[0]) if call == "single" else layer(xs) if call == "list" else layer(*xs)
-        except SpecError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise _fail(stmt, exc) from None
-        _claim_name(used, layer.name, stmt)
-        tensors[index], layers[index] = out, layer
-        steps.append(Step(index, cls.__name__, kwargs, tuple(sources), call))
+        _layer_statement(stmt, index, names[index], reserved, used, tensors, layers, steps)
     ins = [tensors[i] for i in spec.input_indices()]
     outs = [tensors[i] for i in spec.output_indices()]
     where = spec.outputs or spec.graph[-1]
@@ -342,23 +419,37 @@ def build_graph(spec: ModelSpec, name: str = "model") -> Tuple[Any, List[Step], 
     return model, steps, layers
 
 
-def build(spec: ModelSpec, name: str = "model", compile: bool = True) -> BuildResult:
+def build(spec: ModelSpec, name: str = "model", compile: bool = True,
+          values: Optional[Dict[str, Any]] = None) -> BuildResult:
     """Build (and compile) the model a spec describes.
 
     Args:
         spec: the parsed spec.
         name: the Keras model name (the notebook name).
         compile: False to build only (settings are still checked).
+        values: for a spec with search spaces, space name -> the value to
+            build with (`{"dense_2.units": 128}`); spaces not given take their
+            default (first choice, lower bound).
 
     Returns:
-        A `BuildResult`.
+        A `BuildResult` (its `values` holds every space's value used).
 
     Raises:
-        SpecError: unknown names, bad arguments, or anything Keras rejects.
+        SpecError: unknown names, bad arguments, anything Keras rejects; a
+            `values` name that is no space of the spec, or a value outside
+            its space's domain.
+
+    Example:
+        >>> from nbkeras.speclang.parse import parse
+        >>> spec = parse("input 4\\ndense {8, 16}\\ndense 1")
+        >>> build(spec, "m", values={"dense.units": 16}).model.count_params()
+        97
     """
+    used = resolve_values(spec, values)
+    spec = fix(spec, used)
     model, steps, layers = build_graph(spec, name)
     outputs = [layers[i] for i in spec.output_indices()]
-    result = BuildResult(model=model, steps=steps)
+    result = BuildResult(model=model, steps=steps, values=used)
     resolve_compile(spec, model, outputs, result)
     if compile:
         try:

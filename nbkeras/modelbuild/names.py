@@ -4,6 +4,8 @@ did-you-mean, and a short one-line form of a Keras error."""
 
 from __future__ import annotations
 
+import re
+
 from ..errors import did_you_mean
 
 
@@ -24,3 +26,11 @@ def closest(word: str, choices) -> str:
 def short(exc: BaseException, limit: int = 400) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def snake_case(name: str) -> str:
+    """A class name -> the automatic layer name Keras derives from it (`BatchNormalization`
+    -> `batch_normalization`, `Conv2D` -> `conv2d`, `LSTM` -> `lstm`)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()

@@ -189,14 +189,23 @@ def resolve_compile(spec: ModelSpec, model, output_layers: list, result) -> None
     code: Dict[str, str] = {}
     kwargs["optimizer"], code["optimizer"] = _optimizer(spec)
     loss_stmt = spec.settings.get("loss")
+    output_losses = list(getattr(spec, "output_losses", ()))
     chosen: Optional[List[Tuple[str, str, bool]]] = None
-    if loss_stmt is not None and loss_stmt.args[0].key is None:
+    if loss_stmt is None and output_losses:
+        loss_stmt = output_losses[0]
+    if loss_stmt is not None and loss_stmt.args[0].key is None and not output_losses:
         kwargs["loss"], code["loss"] = _loss(loss_stmt.args[0], list(loss_stmt.args[1:]),
                                              loss_stmt)
     elif loss_stmt is not None:
         per: Dict[str, Tuple[Arg, List[Arg]]] = {}
+        where: Dict[str, SettingStmt] = {}
         last = None
-        for arg in loss_stmt.args:
+        for stmt in output_losses:
+            out = _output_key(Arg(stmt.output, "word", stmt.output, stmt.line,
+                                  stmt.output_column, key=stmt.output), names, "losses")
+            per[out], where[out] = (stmt.args[0], list(stmt.args[1:])), stmt
+        plain = spec.settings.get("loss")
+        for arg in (plain.args if plain is not None else ()):
             if arg.key not in names and last is not None and (
                     arg.kind not in ("word", "str") or _is_option(per[last][0], arg.key)):
                 per[last][1].append(arg)  # an option of the loss before it
@@ -208,10 +217,11 @@ def resolve_compile(spec: ModelSpec, model, output_layers: list, result) -> None
             per[last] = (arg, [])
         missing = [n for n in names if n not in per]
         if missing:
-            raise SpecError(f"no loss for output `{missing[0]}`: add `{missing[0]}=LOSS` to "
-                            f"`{loss_stmt.text}`", loss_stmt.line, loss_stmt.column,
-                            loss_stmt.text)
-        built = {n: _loss(a, opts, loss_stmt) for n, (a, opts) in per.items()}
+            add = (f"add `{missing[0]}=LOSS` to `{plain.text}`" if plain is not None
+                   else f"add a line `loss {missing[0]}: LOSS`")
+            raise SpecError(f"no loss for output `{missing[0]}`: {add}", loss_stmt.line,
+                            loss_stmt.column, loss_stmt.text)
+        built = {n: _loss(a, opts, where.get(n, loss_stmt)) for n, (a, opts) in per.items()}
         kwargs["loss"] = {n: built[n][0] for n in names}
         code["loss"] = "{" + ", ".join(f"{n!r}: {built[n][1]}" for n in names) + "}"
     else:

@@ -92,6 +92,11 @@ def run_model_cell(shell, args, cell: str) -> None:
     result = build(spec, args.name, compile=not args.no_compile)
     if result.message and not args.no_compile:
         print(f"nbkeras: {result.message}")
+    if spec.spaces:
+        n = len(spec.spaces)
+        print(f"nbkeras: this spec holds {n} search space{'s' if n > 1 else ''}, built at "
+              f"{'their defaults' if n > 1 else 'its default'} (first choice, lower bound); "
+              f"`%tune {args.name} ...` explores them.")
     model = result.model
     shell.user_ns[args.name] = model
     version = _record(args.name, cell, model.count_params())
@@ -99,9 +104,9 @@ def run_model_cell(shell, args, cell: str) -> None:
         name=args.name, spec_text=cell, version_id=version,
         compile_kwargs=result.compile_kwargs if not args.no_compile else {},
         deferred_losses=result.deferred_losses if not args.no_compile else {},
-        extra={"compile_code": result.compile_code}))
+        extra={"compile_code": result.compile_code, "space_values": dict(result.values)}))
     from .summary import CodeView, ModelSummary
-    _display(ModelSummary.of(model))
+    _display(ModelSummary.of(model, spec.spaces, result.values))
     if args.code:
         from ..speclang.codegen import generate
         _display(CodeView(generate(spec, args.name, result, compile=not args.no_compile)))

@@ -9,8 +9,8 @@ plain-text form, so IPython picks whichever the frontend shows.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
-from typing import List, Tuple
+from dataclasses import dataclass, field
+from typing import Any, List, Tuple
 
 
 def _shape(layer) -> str:
@@ -21,6 +21,12 @@ def _shape(layer) -> str:
     if isinstance(out, (list, tuple)):
         return ", ".join(str(tuple(o.shape)) for o in out)
     return str(tuple(out.shape))
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).lower() if isinstance(value, bool) or value is None else str(value)
 
 
 def _weights_count(weights) -> int:
@@ -35,19 +41,25 @@ def _weights_count(weights) -> int:
 
 @dataclass
 class ModelSummary:
-    """Rows (name, kind, output shape, params) and totals of a model."""
+    """Rows (name, kind, output shape, params) and totals of a model; for a spec
+    with search spaces, one row per space (name, domain, value built at)."""
 
     name: str
     rows: List[Tuple[str, str, str, int]]
     total: int
     trainable: int
+    spaces: List[Tuple[str, str, str]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, model) -> "ModelSummary":
+    def of(cls, model, spaces=(), values=None) -> "ModelSummary":
+        """The summary of `model`; `spaces` are the spec's `Space`s and `values`
+        the value each was built at (default: its default)."""
         rows = [(layer.name, type(layer).__name__, _shape(layer), layer.count_params())
                 for layer in model.layers]
         trainable = _weights_count(model.trainable_weights)
-        return cls(model.name, rows, model.count_params(), trainable)
+        values = values or {}
+        space_rows = [(s.name, s.domain, _value(values.get(s.name, s.default))) for s in spaces]
+        return cls(model.name, rows, model.count_params(), trainable, space_rows)
 
     @property
     def non_trainable(self) -> int:
@@ -66,6 +78,12 @@ class ModelSummary:
             lines.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w)
                                    for i, (c, w) in enumerate(zip(r, widths))).rstrip())
         lines.append(self.totals())
+        if self.spaces:
+            lines.append(f"Search spaces ({len(self.spaces)}, built at the value shown):")
+            width = max(len(n) for n, _, _ in self.spaces)
+            dwidth = max(len(d) for _, d, _ in self.spaces)
+            for n, domain, value in self.spaces:
+                lines.append(f"  {n.ljust(width)}  {domain.ljust(dwidth)}  = {value}")
         return "\n".join(lines)
 
     def _repr_pretty_(self, p, cycle):
@@ -79,7 +97,16 @@ class ModelSummary:
         return (f"<div class='nbkeras-summary'><b>Model: {e(self.name)}</b>"
                 "<table><thead><tr><th>layer</th><th>kind</th><th>output shape</th>"
                 f"<th>params</th></tr></thead><tbody>{body}</tbody></table>"
-                f"<div>{e(self.totals())}</div></div>")
+                f"<div>{e(self.totals())}</div>{self._spaces_html()}</div>")
+
+    def _spaces_html(self) -> str:
+        if not self.spaces:
+            return ""
+        e = html.escape
+        body = "".join(f"<tr><td>{e(n)}</td><td><code>{e(d)}</code></td><td>{e(v)}</td></tr>"
+                       for n, d, v in self.spaces)
+        return (f"<b>Search spaces ({len(self.spaces)})</b><table><thead><tr><th>space</th>"
+                f"<th>domain</th><th>built at</th></tr></thead><tbody>{body}</tbody></table>")
 
 
 class CodeView:

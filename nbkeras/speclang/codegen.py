@@ -57,6 +57,9 @@ def generate(spec: ModelSpec, name: str, result,
     """
     var = _variables(spec)
     lines: List[str] = ["import keras", "from keras import layers", ""]
+    values = getattr(result, "values", None) or {}
+    if values:
+        lines.insert(2, "# search spaces at: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
     # a re-bound name is reassigned in order, as in the spec
     for step in result.steps:
         target = var[step.index]
@@ -71,7 +74,12 @@ def generate(spec: ModelSpec, name: str, result,
                 call = "[" + ", ".join(srcs) + "]"
             else:
                 call = ", ".join(srcs)
-            lines.append(f"{target} = layers.{step.kind}({_args(step.kwargs)})({call})")
+            keyword = getattr(step, "call_kwargs", {}) or {}
+            call = ", ".join([call] + [f"{k}={var[i]}" for k, i in keyword.items()])
+            layer = f"layers.{step.kind}({_args(step.kwargs)})"
+            for kind, kwargs in reversed(getattr(step, "wrappers", []) or []):
+                layer = f"layers.{kind}({', '.join([layer] + ([_args(kwargs)] if kwargs else []))})"
+            lines.append(f"{target} = {layer}({call})")
         pinned = _output_var(spec, var, step.index)
         ends = spec.output_indices() + spec.input_indices()
         if step.index in ends and pinned != target:

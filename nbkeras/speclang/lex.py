@@ -19,9 +19,15 @@ _FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?\Z")
 _WORD = re.compile(r"[^\W\d][\w.\-]*\Z")  # letters of any script, like Python names
 _NUMBERISH = re.compile(r"[+-]?\.?\d")
 _DIM = re.compile(r"[+-]?\d+\Z")
-_PUNCT = "=(),[]"
+_PUNCT = "=(),[]{}"
 VALUE_FORMS = ("a number (`128`, `-1`, `0.2`, `1e-3`), `true`/`false`/`none`, "
                 "a quoted string, a word, a tuple like `3x3` or a list like `[1, 2]`")
+SPACE_FORMS = ("`{A, B}`, `LOW..HIGH`, `LOW..HIGH:log` or `LOW..HIGH:STEP`")
+
+
+def is_range(text: str) -> bool:
+    """Whether a word is written as a range (`0.1..0.5`, `32..256:32`)."""
+    return ".." in text and bool(_NUMBERISH.match(text))
 
 Char = Tuple[str, int, int]  # character, line, column
 
@@ -140,6 +146,12 @@ def scalar(tok: Token) -> Arg:
     if len(parts) > 1 and all(_DIM.match(p) or p == "?" or p.lower() == "none" for p in parts):
         value = tuple(None if (p == "?" or p.lower() == "none") else int(p) for p in parts)
         return Arg(value, "tuple", text, *pos)
+    if text.startswith("@"):
+        raise SpecError(f"unexpected `{text}`: a label names a search space and is written right "
+                        "after it, like `{64, 128}@width` or `0.1..0.5@rate`", *pos, text)
+    if "@" in text and (_INT.match(text.split("@")[0]) or _FLOAT.match(text.split("@")[0])):
+        raise SpecError(f"`{text}`: a label names a search space, and `{text.split('@')[0]}` is "
+                        "a fixed value: write a space like `{64, 128}@width`", *pos, text)
     if _NUMBERISH.match(text):
         raise SpecError(f"malformed value `{text}`: expected {VALUE_FORMS}", *pos, text)
     if not _WORD.match(text):

@@ -14,10 +14,16 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from .nodes import InputStmt, LayerStmt, ModelSpec
+from .spaces import fix
 
 _CATEGORICAL = {"categoricalcrossentropy", "sparsecategoricalcrossentropy"}
 _BINARY = {"binarycrossentropy", "binaryfocalcrossentropy", "bce"}
 _REGRESSION = {"mse", "meansquarederror", "mae", "meanabsoluteerror"}
+_CROSS_ENTROPY = _CATEGORICAL | _BINARY | {"categoricalfocalcrossentropy"}
+#: kinds whose activation defaults to linear (a `dense 10` output gives logits)
+_LINEAR_BY_DEFAULT = {"dense", "einsumdense", "conv", "conv1d", "conv2d", "conv3d",
+                      "conv1dtranspose", "conv2dtranspose", "conv3dtranspose"}
+_PASS_THROUGH = {"dropout", "batchnormalization", "bn", "batchnorm", "flatten", "reshape"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,29 @@ def _activation(stmt) -> Optional[str]:
     return None
 
 
+def _linear(spec: ModelSpec, index: int, depth: int = 0) -> bool:
+    """Whether an output gives linear logits: a dense/conv layer with no activation."""
+    stmt = spec.graph[index]
+    if not isinstance(stmt, LayerStmt) or depth > 50:
+        return False
+    kind = _norm(stmt.kind)
+    if kind in _PASS_THROUGH:
+        source = stmt.sources_at[0] if stmt.sources_at else stmt.previous
+        return source is not None and _linear(spec, source, depth + 1)
+    if kind == "activation":
+        first = stmt.args[0] if stmt.args else None
+        return first is not None and str(first.value).lower() == "linear"
+    if kind not in _LINEAR_BY_DEFAULT:
+        return False
+    for arg in stmt.args:
+        key = (arg.key or "").lower()
+        if key == "activation":
+            return arg.value is None or str(arg.value).lower() == "linear"
+        if arg.key is None and arg.kind in ("word", "str"):
+            return str(arg.value).lower() in ("linear", "none")
+    return True
+
+
 def _units(spec: ModelSpec, index: int, depth: int = 0) -> Optional[int]:
     """Width of a statement's output where the spec makes it plain."""
     stmt = spec.graph[index]
@@ -72,9 +101,13 @@ def _units(spec: ModelSpec, index: int, depth: int = 0) -> Optional[int]:
 def _losses(spec: ModelSpec, out_names: List[str]) -> Dict[str, Tuple[str, bool, int, str]]:
     """Output name -> (normalized loss, from_logits, line, loss as written)."""
     stmt = spec.settings.get("loss")
-    if stmt is None:
-        return {}
     found: Dict[str, Tuple[str, bool, int, str]] = {}
+    for one in spec.output_losses:
+        logits = any(a.key and a.key.lower() == "from_logits" and a.value is True
+                     for a in one.args[1:])
+        found[one.output] = (_norm(one.args[0].value), logits, one.line, one.args[0].text)
+    if stmt is None:
+        return found
     if stmt.args[0].key is None:
         logits = any(a.key and a.key.lower() == "from_logits" and a.value is True
                      for a in stmt.args[1:])
@@ -98,6 +131,7 @@ def lint(spec: ModelSpec) -> List[LintWarning]:
         >>> len(lint(parse("input 4\\ndense 3 softmax\\nloss mse")))
         1
     """
+    spec = fix(spec)  # a spec with search spaces: its default model
     names = spec.layer_names()
     indices = spec.output_indices()
     out_names = [names.get(i) or f"output {n + 1}" for n, i in enumerate(indices)]
@@ -129,6 +163,11 @@ def lint(spec: ModelSpec) -> List[LintWarning]:
                 f"`{written}` on {where}, a softmax, trains poorly: use "
                 "`sparse_categorical_crossentropy` (integer labels) or "
                 "`categorical_crossentropy` (one-hot)")))
+        if loss in _CROSS_ENTROPY and not logits and not act and _linear(spec, index):
+            warnings.append(LintWarning(line, (
+                f"`{written}` on {where}, which has no activation (its outputs are logits), "
+                f"without `from_logits=true`: add `from_logits=true` to the loss on line "
+                f"{line}, or give line {stmt.line} an activation (`softmax` or `sigmoid`)")))
         if loss == "sparsecategoricalcrossentropy" and units == 1:
             warnings.append(LintWarning(line, (
                 f"`sparse_categorical_crossentropy` on {where}, which has one unit: use "

@@ -13,7 +13,117 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Optional, Tuple
 
 #: Kinds of argument value: how the value was written in the spec.
-VALUE_KINDS = ("int", "float", "bool", "none", "str", "word", "tuple", "list")
+VALUE_KINDS = ("int", "float", "bool", "none", "str", "word", "tuple", "list", "space")
+
+#: Kinds of search space.
+SPACE_KINDS = ("choice", "int", "float")
+
+
+@dataclass(frozen=True)
+class Space:
+    """A search space written in place of a value (version 2 of the language).
+
+    Attributes:
+        name: the space's name: `NAME.ARG` (`dense_2.units`,
+            `optimizer.learning_rate`, `repeat.count`) or its `@LABEL`.
+        kind: `'choice'` (`{A, B}`), `'int'` or `'float'` (`LOW..HIGH`).
+        choices: the values of a choice (Python values, as layers get them),
+            `()` for a range.
+        low: the lower bound of a range, None for a choice.
+        high: the upper bound of a range, None for a choice.
+        step: the grid step of `LOW..HIGH:STEP`, or None.
+        log: True for `LOW..HIGH:log` (log-uniform).
+        line: 1-based line of the space.
+        column: 1-based column of the space (of its `{` or its first bound).
+        text: the space as written.
+
+    Example:
+        >>> Space("dense.units", "int", low=32, high=256, step=32).default
+        32
+    """
+
+    name: str
+    kind: str
+    choices: Tuple[Any, ...] = ()
+    low: Any = None
+    high: Any = None
+    step: Any = None
+    log: bool = False
+    line: int = 0
+    column: int = 0
+    text: str = ""
+
+    @property
+    def default(self) -> Any:
+        """The value a cell without `%tune` builds: the first choice, or the lower bound."""
+        return self.choices[0] if self.kind == "choice" else self.low
+
+    @property
+    def domain(self) -> str:
+        """The domain in the spec's own notation: `{64, 128}`, `1e-4..1e-2:log`, `32..256:32`."""
+        if self.kind == "choice":
+            return "{" + ", ".join(_show(c) for c in self.choices) + "}"
+        text = f"{_show(self.low)}..{_show(self.high)}"
+        if self.log:
+            text += ":log"
+        if self.step is not None:
+            text += f":{_show(self.step)}"
+        return text
+
+    def contains(self, value: Any) -> bool:
+        """Whether `value` lies in the domain (a listed choice; in range, on the grid)."""
+        if self.kind == "choice":
+            return any(_same(value, c) for c in self.choices)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind == "int" and not float(value).is_integer():
+            return False
+        span = self.high - self.low
+        tol = 1e-9 * max(1.0, abs(span))
+        if not (self.low - tol <= value <= self.high + tol):
+            return False
+        if self.step is not None:
+            k = (value - self.low) / self.step
+            return abs(k - round(k)) < 1e-6
+        return True
+
+    def to_config(self) -> Dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "choices": [_plain(c) for c in self.choices],
+                "low": self.low, "high": self.high, "step": self.step, "log": self.log,
+                "line": self.line, "column": self.column, "text": self.text}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Space":
+        kwargs = dict(config)
+        kwargs["choices"] = tuple(_frozen(c) for c in config.get("choices", ()))
+        return cls(**kwargs)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value) if not isinstance(value, str) else value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that keeps `True` apart from `1` and `1` apart from `'1'`."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(_frozen(v) for v in value) if isinstance(value, list) else value
 
 
 @dataclass(frozen=True)
@@ -30,7 +140,9 @@ class Arg:
         key: the keyword as written, or None for a positional value (layer
             and optimizer keywords are case-insensitive; output names in
             per-output settings are not).
-        items: for lists, the element `Arg`s (nested lists keep their kinds).
+        items: for lists, the element `Arg`s (nested lists keep their kinds);
+            for a choice space, the choices as `Arg`s.
+        space: for kind `space`, the `Space` (then `value` is its default).
     """
 
     value: Any
@@ -40,6 +152,7 @@ class Arg:
     column: int
     key: Optional[str] = None
     items: Tuple["Arg", ...] = ()
+    space: Optional[Space] = None
 
     def python(self) -> Any:
         """The value as Keras should receive it (lists become Python lists)."""
@@ -50,7 +163,11 @@ class Arg:
     def to_config(self) -> Dict[str, Any]:
         config = {"kind": self.kind, "text": self.text, "line": self.line,
                   "column": self.column, "key": self.key}
-        if self.kind == "list":
+        if self.kind == "space":
+            config["space"] = self.space.to_config()
+            config["items"] = [item.to_config() for item in self.items]
+            config["value"] = _plain(self.value)
+        elif self.kind == "list":
             config["items"] = [item.to_config() for item in self.items]
         elif self.kind == "tuple":
             config["value"] = list(self.value)
@@ -62,6 +179,11 @@ class Arg:
     def from_config(cls, config: Dict[str, Any]) -> "Arg":
         kind = config["kind"]
         items = tuple(cls.from_config(c) for c in config.get("items", ()))
+        if kind == "space":
+            space = Space.from_config(config["space"])
+            return cls(value=_frozen(config["value"]), kind=kind, text=config["text"],
+                       line=config["line"], column=config["column"], key=config.get("key"),
+                       items=items, space=space)
         if kind == "list":
             value: Any = tuple(item.value for item in items)
         elif kind == "tuple":
@@ -74,11 +196,36 @@ class Arg:
 
 @dataclass(frozen=True)
 class Source:
-    """A name in a statement's source list `(a, b)`."""
+    """A name in a statement's source list `(a, b)`; `key` for `(x, mask=m)`."""
 
     name: str
     line: int
     column: int
+    key: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Wrap:
+    """A wrapper prefixing a layer statement (`bidirectional merge_mode=sum`).
+
+    Attributes:
+        kind: the wrapper kind as written (`bidirectional`, `bi`, `td`).
+        column: column of the kind.
+        args: the wrapper's own `key=value` arguments.
+    """
+
+    kind: str
+    column: int
+    args: Tuple[Arg, ...] = ()
+
+    def to_config(self) -> Dict[str, Any]:
+        return {"kind": self.kind, "column": self.column,
+                "args": [a.to_config() for a in self.args]}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Wrap":
+        return cls(config["kind"], config["column"],
+                   tuple(Arg.from_config(a) for a in config["args"]))
 
 
 @dataclass(frozen=True)
@@ -98,7 +245,12 @@ class Statement:
             if f.name in ("args", "options"):
                 value = [a.to_config() for a in value]
             elif f.name == "sources":
-                value = [{"name": s.name, "line": s.line, "column": s.column} for s in value]
+                value = [{"name": s.name, "line": s.line, "column": s.column, "key": s.key}
+                         for s in value]
+            elif f.name == "wrappers":
+                value = [w.to_config() for w in value]
+            elif f.name == "repeat":
+                value = None if value is None else value.to_config()
             elif f.name == "names":
                 value = [list(n) for n in value]
             elif isinstance(value, tuple):  # shape, sources_at
@@ -116,6 +268,10 @@ class Statement:
                 value = tuple(Arg.from_config(a) for a in value)
             elif f.name == "sources":
                 value = tuple(Source(**s) for s in value)
+            elif f.name == "wrappers":
+                value = tuple(Wrap.from_config(w) for w in value or ())
+            elif f.name == "repeat":
+                value = None if value is None else Arg.from_config(value)
             elif f.name == "names":
                 value = tuple((n[0], n[1], n[2]) for n in value)
             elif isinstance(value, list):  # shape, sources_at
@@ -158,6 +314,10 @@ class LayerStmt(Statement):
             this layer takes when it has no source list.
         sources_at: for each source, the index in `ModelSpec.graph` of the
             statement that bound it at this point of the cell.
+        wrappers: the wrappers around the layer, outermost first
+            (`bidirectional lstm 64`: kind `lstm`, one `Wrap`).
+        repeat: the count of `repeat COUNT STATEMENT` (an int or int-space
+            `Arg`), or None for a statement written once.
     """
 
     target: Optional[str] = None
@@ -167,8 +327,14 @@ class LayerStmt(Statement):
     sources: Tuple[Source, ...] = ()
     previous: Optional[int] = None
     sources_at: Tuple[int, ...] = ()
+    wrappers: Tuple[Wrap, ...] = ()
+    repeat: Optional[Arg] = None
 
     type_name = "layer"
+
+    def name_args(self) -> Tuple[Arg, ...]:
+        """The arguments of the statement's outermost layer (where `name=` names it)."""
+        return self.wrappers[0].args if self.wrappers else self.args
 
 
 @dataclass(frozen=True)
@@ -188,10 +354,15 @@ class SettingStmt(Statement):
         setting: the setting's keyword, lower-case (`loss_weights` with its
             underscore).
         args: positional values and `key=value` pairs in order.
+        output: for `loss OUT: LOSS [key=value ...]`, the output's name
+            (then `args` are the loss and its options).
+        output_column: column of that output name.
     """
 
     setting: str = ""
     args: Tuple[Arg, ...] = ()
+    output: Optional[str] = None
+    output_column: int = 0
 
     type_name = "setting"
 
@@ -206,17 +377,30 @@ class ModelSpec:
     Attributes:
         graph: the input and layer statements, in order.
         outputs: the `outputs` statement, or None (the last layer is the output).
-        settings: setting keyword -> its statement (each at most once).
+        settings: setting keyword -> its statement (each at most once; a
+            `loss` here is the `loss LOSS` or `loss OUT=LOSS ...` form).
         text: the cell body the spec was parsed from.
+        output_losses: the `loss OUT: LOSS [key=value ...]` statements, in order.
+        spaces: the search spaces, in source order, names unique (empty for a
+            version-1 cell).
     """
 
     graph: Tuple[Statement, ...] = ()
     outputs: Optional[OutputsStmt] = None
     settings: Dict[str, SettingStmt] = field(default_factory=dict)
     text: str = ""
+    output_losses: Tuple[SettingStmt, ...] = ()
+    spaces: Tuple[Space, ...] = ()
 
     def __hash__(self):  # settings is a dict; hash what identifies the spec
-        return hash((self.graph, self.outputs, self.text))
+        return hash((self.graph, self.outputs, self.text, self.output_losses))
+
+    def space(self, name: str) -> Space:
+        """The space called `name` (KeyError if none)."""
+        for space in self.spaces:
+            if space.name == name:
+                return space
+        raise KeyError(name)
 
     def output_indices(self) -> Tuple[int, ...]:
         """Indices in `graph` of the model's outputs, in order."""
@@ -237,7 +421,7 @@ class ModelSpec:
         counts: Dict[str, int] = {}
         names: Dict[int, Optional[str]] = {}
         for index, stmt in enumerate(self.graph):
-            options = stmt.options if isinstance(stmt, InputStmt) else stmt.args
+            options = stmt.options if isinstance(stmt, InputStmt) else stmt.name_args()
             given = next((a for a in options if (a.key or "").lower() == "name"), None)
             target = stmt.target
             if target is not None:
@@ -257,6 +441,8 @@ class ModelSpec:
             "outputs": None if self.outputs is None else self.outputs.to_config(),
             "settings": {k: v.to_config() for k, v in self.settings.items()},
             "text": self.text,
+            "output_losses": [s.to_config() for s in self.output_losses],
+            "spaces": [s.to_config() for s in self.spaces],
         }
 
     @classmethod
@@ -267,4 +453,7 @@ class ModelSpec:
             outputs=None if outputs is None else Statement.from_config(outputs),
             settings={k: Statement.from_config(v) for k, v in config["settings"].items()},
             text=config.get("text", ""),
+            output_losses=tuple(Statement.from_config(s)
+                                for s in config.get("output_losses", ())),
+            spaces=tuple(Space.from_config(s) for s in config.get("spaces", ())),
         )

@@ -1,0 +1,40 @@
+"""What the spec parser needs to know of Keras' layers to name search spaces.
+
+A space is named `NAME.ARG`: NAME is the statement's layer name (for an
+unbound layer, the automatic name Keras derives from the class:
+`dense`, `batch_normalization`) and ARG the constructor parameter the value
+fills (`dense 64` fills `units`). The parser imports no Keras, so it asks
+this catalog, through the same resolution the builder uses.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+from ..errors import SpecError
+from ..speclang.nodes import Arg, LayerStmt
+from ..speclang.parse import WRAPPERS
+from .build import layer_kinds, resolve_layer
+from .names import norm, snake_case
+
+
+class KerasCatalog:
+    """Layer names and parameter slots, read from `keras.layers`."""
+
+    def layer_name(self, kind: str) -> Optional[str]:
+        """The automatic Keras layer name for a kind (`conv` -> `conv2d`), or None."""
+        name = WRAPPERS.get(norm(kind)) or layer_kinds().get(norm(kind))
+        return None if name is None else snake_case(name)
+
+    def params(self, kind: str, args: Tuple[Arg, ...]) -> Tuple[Optional[str], ...]:
+        """The constructor parameter each argument fills (None where unresolved)."""
+        filled: List[str] = []
+        stmt = LayerStmt(0, 0, kind, kind=kind, args=tuple(args))
+        try:
+            resolve_layer(stmt, filled)
+        except SpecError:  # reported with its position when the model is built
+            pass
+        return tuple(filled) + (None,) * (len(args) - len(filled))
+
+
+CATALOG = KerasCatalog()
