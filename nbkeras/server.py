@@ -12,13 +12,23 @@ Routes (under the server's base URL):
   that changed after that cursor value, so polling costs next to nothing.
   Each run carries ``"directions": {metric: "min" | "max"}`` for every score
   in its ``last`` and ``best``, so the sidebar keeps no list of its own.
+  With ``since``, ``"deleted": [ids]`` lists the runs deleted after it.
 - ``GET /nbkeras/api/runs/<id>``: one run with its per-epoch history,
-  options, evaluations and the spec text of its model version.
+  options, evaluations, the spec text of its model version and
+  ``"fit_line"``: the `%fit` line that produced it (non-default flags only).
+- ``DELETE /nbkeras/api/runs/<id>``: deletes the run (its rows leave the
+  file); ``{"deleted": [id]}``.
+- ``PATCH /nbkeras/api/runs/<id>`` with ``{"starred": true|false}``: stars
+  (pins) or unstars the run; ``{"id": id, "starred": bool}``.
+- ``DELETE /nbkeras/api/versions/<id>``: deletes a model version and every
+  run trained from it; ``{"version_id", "name", "runs": [ids]}``.
 
 Errors are JSON ``{"code": status, "message": text}``: 403 without a valid
-token, 400 for a malformed parameter, 404 for an unknown run or route.
+token, 400 for a malformed parameter or body, 404 for an unknown run,
+version or route.
 
-Reads never write. The server's one write is on a timer: every
+GETs never write. Besides the user's deletions and stars, the server writes
+on a timer: every
 `MARK_INTERRUPTED_EVERY_S` seconds it records the runs of dead kernels as
 interrupted (`Registry.mark_interrupted`), off the event loop.
 """
@@ -35,6 +45,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from .registry import get_registry
+from .results.fitline import fit_line
 
 NAMESPACE = ("nbkeras", "api")
 MARK_INTERRUPTED_EVERY_S = 30.0
@@ -87,6 +98,23 @@ class BaseHandler(APIHandler):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, lambda: reader(*args, **kwargs))
 
+    # writes go the same way: off the loop (a kernel may hold the write lock)
+    registry_write = read
+
+    def id_argument(self, raw: str, what: str = "run") -> int:
+        """A path id as an int.
+
+        Raises:
+            tornado.web.HTTPError: 400 when it is not a whole number.
+        """
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise tornado.web.HTTPError(400, "a %s id is a whole number, got %r", what, raw)
+        return value
+
 
 class RunsHandler(BaseHandler):
     """``GET /nbkeras/api/runs``: run summaries, newest first, and the cursor."""
@@ -102,24 +130,57 @@ class RunsHandler(BaseHandler):
         # sent now and again on the next poll, never lost.
         cursor = await self.read("cursor")
         runs = await self.read("run_summaries", model=model, since=since, limit=limit)
-        self.send({"runs": runs, "cursor": cursor})
+        payload = {"runs": runs, "cursor": cursor}
+        if since is not None:
+            payload["deleted"] = await self.read("deleted_since", since)
+        self.send(payload)
 
 
 class RunHandler(BaseHandler):
-    """``GET /nbkeras/api/runs/<id>``: one run with history, options, spec."""
+    """``/nbkeras/api/runs/<id>``: GET one run with history, options, spec;
+    DELETE it; PATCH its star."""
 
     @tornado.web.authenticated
     async def get(self, run_id: str) -> None:
-        try:
-            rid = int(run_id)
-        except ValueError:
-            rid = -1
-        if rid < 0:
-            raise tornado.web.HTTPError(400, "a run id is a whole number, got %r", run_id)
+        rid = self.id_argument(run_id)
         run = await self.read("run", rid)
         if run is None:
             raise tornado.web.HTTPError(404, "no run with id %d", rid)
+        run["fit_line"] = fit_line(run["model"], run.get("options"))
         self.send(run)
+
+    @tornado.web.authenticated
+    async def delete(self, run_id: str) -> None:
+        rid = self.id_argument(run_id)
+        deleted = await self.registry_write("delete_runs", [rid])
+        if not deleted:
+            raise tornado.web.HTTPError(404, "no run with id %d", rid)
+        self.send({"deleted": deleted})
+
+    @tornado.web.authenticated
+    async def patch(self, run_id: str) -> None:
+        rid = self.id_argument(run_id)
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("starred"), bool):
+            raise tornado.web.HTTPError(400, 'the body must be {"starred": true|false}')
+        if not await self.registry_write("set_starred", rid, body["starred"]):
+            raise tornado.web.HTTPError(404, "no run with id %d", rid)
+        self.send({"id": rid, "starred": body["starred"]})
+
+
+class VersionHandler(BaseHandler):
+    """``DELETE /nbkeras/api/versions/<id>``: a model version and its runs."""
+
+    @tornado.web.authenticated
+    async def delete(self, version_id: str) -> None:
+        vid = self.id_argument(version_id, "model version")
+        result = await self.registry_write("delete_model_version", vid)
+        if result is None:
+            raise tornado.web.HTTPError(404, "no model version with id %d", vid)
+        self.send(result)
 
 
 class NotFoundHandler(BaseHandler):
@@ -136,6 +197,7 @@ def setup_handlers(web_app: tornado.web.Application) -> None:
     web_app.add_handlers(".*$", [
         (url_path_join(base, "runs") + "/?", RunsHandler),
         (url_path_join(base, "runs", "([^/]+)") + "/?", RunHandler),
+        (url_path_join(base, "versions", "([^/]+)") + "/?", VersionHandler),
         (url_path_join(base, "(.*)"), NotFoundHandler),
     ])
 

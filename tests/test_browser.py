@@ -240,8 +240,8 @@ def test_notebook_training_shows_live_in_the_sidebar(lab, browser):
         assert run["status"] == "completed" and run["epochs"] == 10
         final = run["last"]["val_accuracy"]
         best = run["best"]["val_accuracy"]
-        expect(row).to_contain_text(f"val_accuracy {fmt(final)} (best {fmt(best)} @"
-                                    f"{run['best_epoch']['val_accuracy']})")
+        expect(row).to_contain_text(f"{fmt(final)} best {fmt(best)} @"
+                                    f"{run['best_epoch']['val_accuracy']}")
         expect(row).to_contain_text("train.ipynb")
 
         row.click()
@@ -295,7 +295,7 @@ def test_sidebar_follows_a_run_live(lab, browser):
         assert max(latencies) < 2.0, latencies
         registry.end_run(rid, "completed")
         expect(row).to_contain_text("completed")
-        expect(row).to_contain_text("val_accuracy 0.85 (best 0.86 @3)")
+        expect(row).to_contain_text("0.8500 best 0.8600 @3")
 
         # A hostile model name is shown as text and runs nothing.
         bad = registry.start_run(model=XSS, version_id=None, options={}, device="CPU",
@@ -314,7 +314,7 @@ def test_sidebar_follows_a_run_live(lab, browser):
         panel.get_by_role("searchbox", name="Filter by model name").fill("")
         expect(run_option(panel, XSS, bad)).to_be_visible()
         panel.get_by_role("combobox", name="Sort by").select_option("val_loss")
-        expect(row).to_contain_text("val_loss 0.52 (best 0.5 @3)")
+        expect(row).to_contain_text("0.5200 best 0.5000 @3")
 
         # The selected run: curves, final metrics, spec and its copy button.
         row.click()
@@ -324,7 +324,7 @@ def test_sidebar_follows_a_run_live(lab, browser):
         expect(details.get_by_role("img", name="loss curves")).to_be_visible()
         expect(details.get_by_role("img", name="accuracy curves")).to_be_visible()
         expect(details.get_by_role("table", name="Final metrics")).to_contain_text("val_accuracy")
-        expect(details.locator("pre")).to_have_text(spec)
+        expect(details.locator("pre.nbk-spec")).to_have_text(spec)
         details.get_by_role("button", name="Copy as %%model cell").click()
         expect(details.get_by_role("button", name="Copied")).to_be_visible()
         copied = page.evaluate("navigator.clipboard.readText()")

@@ -342,7 +342,7 @@ def test_a_version_2_file_gains_directions_and_keeps_its_runs(nbkeras_home):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         reg = R.get_registry()
-    assert reg.schema_version() == R.SCHEMA_VERSION == 3
+    assert reg.schema_version() == R.SCHEMA_VERSION == 4
     old = reg.run(1)
     assert old["best"] == {"loss": 0.5, "val_auc": 0.8}
     assert old["directions"] == {"loss": "min", "val_auc": "max"}  # from the names
@@ -520,3 +520,75 @@ def test_a_lock_reported_without_waiting_is_retried(nbkeras_home, monkeypatch):
                            backend="tensorflow", epochs_planned=1)
     assert isinstance(run_id, int)
     assert reg.run(run_id)["model"] == "m"
+
+
+# -- deleting and starring ---------------------------------------------------
+
+def _rows_in_file(path, run_id):
+    """What a fresh connection (another process) finds of a run in the file."""
+    db = sqlite3.connect(str(path))
+    try:
+        return tuple(db.execute(sql, (run_id,)).fetchone()[0] for sql in (
+            "SELECT COUNT(*) FROM runs WHERE id = ?",
+            "SELECT COUNT(*) FROM epochs WHERE run_id = ?",
+            "SELECT COUNT(*) FROM evaluations WHERE run_id = ?"))
+    finally:
+        db.close()
+
+
+def test_a_deleted_run_leaves_the_file_and_other_readers_see_it(reg):
+    keep = _run(reg, epochs=[{"loss": 1.0}], status="completed")
+    gone = _run(reg, epochs=[{"loss": 1.0}, {"loss": 0.5}], status="completed")
+    reg.add_evaluation(gone, "mnist", {"loss": 0.4})
+    other = R.Registry(reg.home)  # as another kernel or the server would
+    assert other.run(gone) is not None and _rows_in_file(reg.path, gone) == (1, 2, 1)
+    cursor = other.cursor()
+
+    assert reg.delete_runs([gone, 12345]) == [gone]
+    assert _rows_in_file(reg.path, gone) == (0, 0, 0)
+    assert other.run(gone) is None
+    assert [r["id"] for r in other.run_summaries()] == [keep]
+    # a poller learns of the deletion through the cursor
+    assert other.cursor() > cursor
+    assert other.deleted_since(cursor) == [gone]
+    assert other.run_summaries(since=cursor) == []
+    assert reg.delete_runs([gone]) == []
+    other.close()
+
+
+def test_a_deleted_runs_id_is_never_reused(reg):
+    first = _run(reg, status="completed")
+    last = _run(reg, status="completed")
+    reg.delete_runs([last])
+    assert _run(reg) == last + 1 != first
+
+
+def test_deleting_a_model_version_deletes_its_runs(reg):
+    v1 = reg.add_model_version("m", "dense 1", 2)
+    v2 = reg.add_model_version("m", "dense 2", 4)
+    a = _run(reg, model="m", version_id=v1, status="completed")
+    b = _run(reg, model="m", version_id=v2, status="completed")
+    assert reg.delete_model_version(v2) == {"version_id": v2, "name": "m", "runs": [b]}
+    assert [v["id"] for v in R.Registry(reg.home).model_versions("m")] == [v1]
+    assert [r["id"] for r in reg.run_summaries()] == [a]
+    assert reg.delete_model_version(v2) is None
+    assert reg.add_model_version("m", "dense 3", 6) == v2 + 1  # no id reuse
+
+
+def test_a_starred_run_reads_back_starred(reg):
+    run_id = _run(reg, status="completed")
+    assert reg.run_summaries()[0]["starred"] is False
+    cursor = reg.cursor()
+    assert reg.set_starred(run_id, True)
+    other = R.Registry(reg.home)
+    assert [r["starred"] for r in other.run_summaries(since=cursor)] == [True]
+    assert reg.set_starred(run_id, False) and not other.run(run_id)["starred"]
+    assert not reg.set_starred(999, True)
+    other.close()
+
+
+def test_the_precision_of_a_run_comes_from_its_options(reg):
+    reg.start_run(model="m", version_id=None, options={"mixed_precision": True},
+                  device="GPU:0", backend="tensorflow", epochs_planned=1)
+    _run(reg)
+    assert [r["precision"] for r in reg.run_summaries()] == ["float32", "mixed"]

@@ -289,7 +289,47 @@ def test_models_compare_overlays_curves_and_diffs_specs(ip, run, recorded, shown
     assert "-dense 32 relu" in view.diff and "+dense 128 relu" in view.diff
     assert "input 784" not in [ln.strip("+- ") for ln in view.diff.splitlines()
                                if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
-    assert "<pre>" in view._repr_html_()
+    assert "<pre" in view._repr_html_() and "Spec differences" in view._repr_html_()
+
+
+def test_models_compare_puts_final_and_best_side_by_side(ip, run, recorded, shown):
+    a, b, _ = recorded
+    view = run(f"%models --compare {a} {b}")
+    table = view.tables[1]
+    rows = {(m, kind): (values, best) for m, kind, values, best in table.rows}
+    assert table.rows[0][:2] == ("val_accuracy", "final")  # the primary metric first
+    assert rows["val_accuracy", "best"] == ([pytest.approx(0.75), pytest.approx(0.85)], {1})
+    # loss improves downwards: the smaller final loss is the best of its row
+    assert rows["loss", "final"] == ([pytest.approx(0.2), pytest.approx(0.15)], {1})
+    assert rows["val_loss", "final"][1] == {1}
+    html = view._repr_html_()
+    assert "nbkeras-compare" in html and "font-weight:700" in html
+    assert "0.8500*" in repr(view)
+
+
+def test_models_compare_shows_only_the_options_that_differ(ip, run, recorded, shown):
+    reg = get_registry()
+    opts = dict(name="mnist", x="x", y="y", epochs=20, batch_size=32, val_split=0.2,
+                no_shuffle=False, seed=None, epochs_planned=20, initial_epoch=0)
+    a = reg.start_run(model="mnist", version_id=None, options=opts, device="cpu",
+                      backend="tensorflow", epochs_planned=20)
+    b = reg.start_run(model="other", version_id=None, options=dict(opts, batch_size=64, seed=1),
+                      device="cpu", backend="tensorflow", epochs_planned=20)
+    view = run(f"%models --compare {a} {b}")
+    diff = view.tables[2]
+    assert diff.title == "Options that differ"
+    assert diff.rows == [["-b", "", "64"], ["--seed", "", "1"]]
+
+
+def test_models_delete_deletes_runs_and_says_so(ip, run, recorded, capsys):
+    a, b, c = recorded
+    assert run(f"%models --delete {a} {c}") is None
+    assert capsys.readouterr().out.strip() == (
+        f"deleted runs {a}, {c} (cifar, mnist) from the registry")
+    assert [r["id"] for r in get_registry().run_summaries()] == [b]
+    with pytest.raises(UsageError, match="no run 999 in the registry"):
+        run(f"%models --delete {b} 999")
+    assert get_registry().run(b) is not None  # all or nothing
 
 
 def test_models_compare_unknown_run(ip, run, recorded):

@@ -226,3 +226,126 @@ async def test_the_timer_marks_on_its_own(registry):
     finally:
         await marker.stop()
     assert _status_in_file(reg, live) == "interrupted"
+
+
+# -- managing runs -------------------------------------------------------------
+
+WRITES = [("DELETE", ("runs", "{done}"), None),
+          ("PATCH", ("runs", "{done}"), {"starred": True}),
+          ("DELETE", ("versions", "{vid}"), None)]
+
+
+def _parts(parts, registry):
+    reg, done, _ = registry
+    vid = reg.run(done)["version_id"]
+    return [p.format(done=done, vid=vid) for p in parts]
+
+
+def _request(method, body):
+    kwargs = {"method": method}
+    if body is not None:
+        kwargs["body"] = json.dumps(body)
+    return kwargs
+
+
+@pytest.mark.parametrize("method,parts,body", WRITES)
+async def test_writes_without_a_token_are_forbidden_and_change_nothing(
+        jp_fetch, registry, method, parts, body):
+    reg, done, _ = registry
+    code, _ = await get_error(jp_fetch, *_parts(parts, registry),
+                              headers={"Authorization": ""}, **_request(method, body))
+    assert code == 403
+    run = reg.run(done)
+    assert run is not None and not run["starred"]
+
+
+@pytest.mark.parametrize("method,parts,body", WRITES)
+async def test_writes_to_an_unknown_id_are_a_json_404(jp_fetch, registry, method, parts, body):
+    code, answer = await get_error(jp_fetch, parts[0], "9999", **_request(method, body))
+    assert code == 404 and "9999" in answer["message"]
+
+
+async def test_delete_a_run_and_the_poll_drops_it(jp_fetch, registry):
+    reg, done, live = registry
+    cursor = (await get_json(jp_fetch, "runs"))["cursor"]
+    body = await get_json(jp_fetch, "runs", str(done), method="DELETE")
+    assert body == {"deleted": [done]}
+    assert reg.run(done) is None
+    poll = await get_json(jp_fetch, "runs", params={"since": cursor})
+    assert poll["deleted"] == [done] and poll["cursor"] > cursor
+    assert [r["id"] for r in (await get_json(jp_fetch, "runs"))["runs"]] == [live]
+    code, _ = await get_error(jp_fetch, "runs", str(done))
+    assert code == 404
+
+
+async def test_star_a_run(jp_fetch, registry):
+    _, done, _ = registry
+    body = await get_json(jp_fetch, "runs", str(done), method="PATCH",
+                          body=json.dumps({"starred": True}))
+    assert body == {"id": done, "starred": True}
+    assert (await get_json(jp_fetch, "runs", str(done)))["starred"] is True
+    code, answer = await get_error(jp_fetch, "runs", str(done), method="PATCH",
+                                   body=json.dumps({"starred": "yes"}))
+    assert code == 400 and "starred" in answer["message"]
+
+
+async def test_delete_a_model_version_with_its_runs(jp_fetch, registry):
+    reg, done, live = registry
+    vid = reg.run(done)["version_id"]
+    body = await get_json(jp_fetch, "versions", str(vid), method="DELETE")
+    assert body == {"version_id": vid, "name": "digits", "runs": [done]}
+    assert reg.model_versions("digits") == [] and reg.run(live) is not None
+
+
+async def test_a_run_carries_its_fit_line(jp_fetch, registry):
+    _, done, _ = registry
+    body = await get_json(jp_fetch, "runs", str(done))
+    assert body["fit_line"] == "%fit digits -e 2"
+
+
+# -- the %fit line of a run (nbkeras.results.fitline) ---------------------------
+
+def _options_of(line):
+    """A run's options as `%fit LINE` records them (see nbkeras.train.plan)."""
+    from nbkeras.magics import NbkerasMagics
+    from nbkeras.notebook.lineargs import split_line
+    args = NbkerasMagics.fit.parser.parse_args(split_line(line))
+    options = {k: v for k, v in vars(args).items()
+               if isinstance(v, (str, int, float, bool, list, type(None)))}
+    options.update(epochs_planned=args.epochs, initial_epoch=args.initial_epoch or 0)
+    return options
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("digits x y", "%fit digits x y"),
+    ("digits x y --epochs 20 --batch-size 32 --val-split 0.2",
+     "%fit digits x y -e 20 --val-split 0.2"),
+    ("net x_train y_train -b 64 --no-shuffle --mixed-precision --seed 3",
+     "%fit net x_train y_train -b 64 --no-shuffle --seed 3 --mixed-precision"),
+    ("net ds --val xv yv --early-stop 3 --monitor val_loss",
+     "%fit net ds --val xv yv --early-stop 3 --monitor val_loss"),
+    ("net x[:100] y[:100] --initial-epoch 5", "%fit net x[:100] y[:100] --initial-epoch 5"),
+])
+def test_fit_line_shows_only_the_flags_that_differ_from_their_defaults(line, expected):
+    from nbkeras.results.fitline import fit_line
+    assert fit_line("ignored", _options_of(line)) == expected
+
+
+def test_fit_line_round_trips_through_the_parser():
+    from nbkeras.results.fitline import fit_line
+    options = _options_of("m x y -e 7 --lr-schedule cosine --reduce-lr 2 --jit")
+    again = _options_of(fit_line("m", options)[len("%fit "):])
+    assert again == options
+
+
+def test_fit_line_of_a_run_without_options_is_the_bare_magic():
+    from nbkeras.results.fitline import fit_line
+    assert fit_line("digits", {}) == "%fit digits"
+    assert fit_line("digits", None) == "%fit digits"
+
+
+def test_option_differences_list_only_what_differs():
+    from nbkeras.results.fitline import option_differences
+    a = {"options": _options_of("m x y -e 20 --seed 1")}
+    b = {"options": _options_of("m x y -e 20 -b 64")}
+    assert option_differences([a, b]) == [("-b", ["", "64"]), ("--seed", ["1", ""])]

@@ -1,17 +1,22 @@
 /**
- * The selected run: its curves (SVG drawn here), final and best metrics,
- * options, evaluations and spec, with a button that copies the spec as a
- * `%%model` cell.
+ * The selected run: the `%fit` line that produced it, its curves, final and
+ * best metrics, evaluations and spec, with a button that copies the spec as
+ * a `%%model` cell; star, CSV export of its history and deletion (of the
+ * run or of its model version, each confirmed first).
  */
 
 import * as React from 'react';
 
-import { Box, Chart, chartsOf, linePath } from './curves';
+import { ChartView } from './ChartView';
+import { chartsOf } from './curves';
 import {
   epochsText,
+  fitLineGroups,
   formatDuration,
   formatMetric,
+  historyCsv,
   metricKeys,
+  precisionText,
   RunDetail,
   runDuration
 } from './model';
@@ -21,10 +26,24 @@ export interface RunDetailsProps {
   detail: RunDetail | null;
   error: string | null;
   nowMs: number;
-  onClose: () => void;
   onCopySpec: (detail: RunDetail) => Promise<void>;
   onOpenNotebook: (path: string) => void;
   notebookPath: (path: string) => string;
+  onStar: (id: number, starred: boolean) => void;
+  onDeleteRun: (detail: RunDetail) => void;
+  onDeleteVersion: (detail: RunDetail) => void;
+}
+
+/** Saves `text` as a file the browser downloads. */
+function download(name: string, text: string): void {
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
 export function RunDetails(props: RunDetailsProps): JSX.Element {
@@ -40,20 +59,9 @@ export function RunDetails(props: RunDetailsProps): JSX.Element {
     }
   };
 
-  // Options left at their default (None, False) say nothing.
-  const options = detail
-    ? Object.entries(detail.options).filter(([, v]) => v !== null && v !== false)
-    : [];
   const notebook = detail?.notebook ? props.notebookPath(detail.notebook) : null;
-  const title = detail ? `${detail.model} · run #${detail.id}` : `Run #${props.runId}`;
   return (
-    <section className="nbk-details" aria-label="Run details">
-      <header className="nbk-details-header">
-        <h3 className="nbk-details-title">{title}</h3>
-        <button className="nbk-icon-button" aria-label="Close run details" onClick={props.onClose}>
-          ✕
-        </button>
-      </header>
+    <div className="nbk-details-body">
       {props.error ? <p className="nbk-error">{props.error}</p> : null}
       {!detail && !props.error ? <p className="nbk-muted">Loading…</p> : null}
       {detail ? (
@@ -62,8 +70,16 @@ export function RunDetails(props: RunDetailsProps): JSX.Element {
             <span className={`nbk-status-text nbk-status-${detail.status}`}>{detail.status}</span>
             {' · '}
             {epochsText(detail)} epochs · {formatDuration(runDuration(detail, props.nowMs))}
-            {detail.device ? ` · ${detail.device}` : ''}
-            {detail.backend ? ` · ${detail.backend}` : ''}
+          </p>
+          <p className="nbk-facts">
+            {[
+              detail.device,
+              // the kernel's device text may already say it ("CPU · mixed precision off")
+              /precision/.test(detail.device ?? '') ? null : precisionText(detail),
+              detail.backend
+            ]
+              .filter(Boolean)
+              .join(' · ')}
           </p>
           {notebook ? (
             <p className="nbk-facts">
@@ -76,8 +92,18 @@ export function RunDetails(props: RunDetailsProps): JSX.Element {
               </button>
             </p>
           ) : null}
+          {detail.fit_line ? (
+            <pre className="nbk-fitline" aria-label="The %fit line of this run" title={detail.fit_line}>
+              {fitLineGroups(detail.fit_line).map((group, i) => (
+                <React.Fragment key={i}>
+                  {i > 0 ? ' ' : null}
+                  <span className="nbk-nowrap">{group}</span>
+                </React.Fragment>
+              ))}
+            </pre>
+          ) : null}
           {detail.error ? <pre className="nbk-error">{detail.error}</pre> : null}
-          <Curves history={detail.history} />
+          <Curves detail={detail} />
           <MetricsTable detail={detail} />
           {detail.evaluations.length > 0 ? (
             <>
@@ -88,18 +114,6 @@ export function RunDetails(props: RunDetailsProps): JSX.Element {
                     {Object.entries(ev.metrics)
                       .map(([k, v]) => `${k} ${formatMetric(v)}`)
                       .join(' · ')}
-                  </li>
-                ))}
-              </ul>
-            </>
-          ) : null}
-          {options.length > 0 ? (
-            <>
-              <h4>Options</h4>
-              <ul className="nbk-kv">
-                {options.map(([k, v]) => (
-                  <li key={k}>
-                    <span className="nbk-metric-key">{k}</span> {JSON.stringify(v)}
                   </li>
                 ))}
               </ul>
@@ -116,9 +130,32 @@ export function RunDetails(props: RunDetailsProps): JSX.Element {
           ) : (
             <p className="nbk-muted">No spec recorded (not built by %%model).</p>
           )}
+          <h4>Manage</h4>
+          <div className="nbk-actions">
+            <button
+              className="nbk-button"
+              onClick={() =>
+                download(`${detail.model}-run-${detail.id}.csv`, historyCsv(detail.history))
+              }
+              disabled={detail.history.length === 0}
+            >
+              Export history as CSV
+            </button>
+            <button className="nbk-button nbk-danger" onClick={() => props.onDeleteRun(detail)}>
+              Delete run
+            </button>
+            {detail.version_id !== null ? (
+              <button
+                className="nbk-button nbk-danger"
+                onClick={() => props.onDeleteVersion(detail)}
+              >
+                Delete model version…
+              </button>
+            ) : null}
+          </div>
         </>
       ) : null}
-    </section>
+    </div>
   );
 }
 
@@ -134,17 +171,24 @@ function MetricsTable(props: { detail: RunDetail }): JSX.Element | null {
         <tr>
           <th scope="col">metric</th>
           <th scope="col">final</th>
-          <th scope="col">best</th>
-          <th scope="col">epoch</th>
+          <th scope="col" title="best value @ epoch">
+            best @ep
+          </th>
         </tr>
       </thead>
       <tbody>
         {keys.map(key => (
           <tr key={key}>
-            <th scope="row">{key}</th>
+            <th scope="row" title={key}>
+              {key}
+            </th>
             <td>{formatMetric(detail.last[key])}</td>
-            <td>{formatMetric(detail.best[key])}</td>
-            <td>{typeof detail.best_epoch[key] === 'number' ? detail.best_epoch[key] : '–'}</td>
+            <td>
+              {formatMetric(detail.best[key])}
+              {typeof detail.best_epoch[key] === 'number' ? (
+                <span className="nbk-at"> @{detail.best_epoch[key]}</span>
+              ) : null}
+            </td>
           </tr>
         ))}
       </tbody>
@@ -152,74 +196,17 @@ function MetricsTable(props: { detail: RunDetail }): JSX.Element | null {
   );
 }
 
-const BOX: Box = { width: 280, height: 120, left: 44, right: 8, top: 8, bottom: 18 };
-const COLORS = ['var(--jp-brand-color1, #1976d2)', 'var(--jp-warn-color1, #f57c00)'];
-
-function Curves(props: { history: RunDetail['history'] }): JSX.Element | null {
-  const charts = React.useMemo(() => chartsOf(props.history), [props.history]);
+function Curves(props: { detail: RunDetail }): JSX.Element | null {
+  const { detail } = props;
+  const charts = React.useMemo(() => chartsOf(detail.history), [detail.history]);
   if (charts.length === 0) {
     return null;
   }
   return (
     <div className="nbk-charts">
       {charts.map(chart => (
-        <ChartView key={chart.title} chart={chart} />
+        <ChartView key={chart.title} chart={chart} directions={detail.directions ?? {}} byRun={false} />
       ))}
     </div>
-  );
-}
-
-/** An axis label: 3 significant digits. */
-function tick(value: number): string {
-  return String(Number(value.toPrecision(3)));
-}
-
-function ChartView(props: { chart: Chart }): JSX.Element {
-  const { chart } = props;
-  const bottom = BOX.height - BOX.bottom;
-  return (
-    <figure className="nbk-chart">
-      <svg
-        viewBox={`0 0 ${BOX.width} ${BOX.height}`}
-        role="img"
-        aria-label={`${chart.title} curves`}
-      >
-        <line className="nbk-axis" x1={BOX.left} y1={BOX.top} x2={BOX.left} y2={bottom} />
-        <line className="nbk-axis" x1={BOX.left} y1={bottom} x2={BOX.width - BOX.right} y2={bottom} />
-        <text className="nbk-tick" x={BOX.left - 4} y={BOX.top + 8} textAnchor="end">
-          {tick(chart.max)}
-        </text>
-        <text className="nbk-tick" x={BOX.left - 4} y={bottom} textAnchor="end">
-          {tick(chart.min)}
-        </text>
-        <text className="nbk-tick" x={BOX.left} y={BOX.height - 4}>
-          {chart.first}
-        </text>
-        <text className="nbk-tick" x={BOX.width - BOX.right} y={BOX.height - 4} textAnchor="end">
-          epoch {chart.last}
-        </text>
-        {chart.series.map((series, i) => (
-          <path
-            key={series.key}
-            d={linePath(series, chart, BOX)}
-            fill="none"
-            stroke={COLORS[i % COLORS.length]}
-            strokeWidth={1.5}
-            strokeDasharray={series.validation ? '4 3' : undefined}
-          />
-        ))}
-      </svg>
-      <figcaption className="nbk-legend">
-        {chart.series.map((series, i) => (
-          <span key={series.key} className="nbk-legend-item">
-            <span
-              className={`nbk-swatch${series.validation ? ' nbk-dashed' : ''}`}
-              style={{ borderColor: COLORS[i % COLORS.length] }}
-            />
-            {series.key}
-          </span>
-        ))}
-      </figcaption>
-    </figure>
   );
 }

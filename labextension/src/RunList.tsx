@@ -10,6 +10,7 @@ import {
   epochsText,
   formatDuration,
   formatMetric,
+  placeText,
   Row,
   rowOffsets,
   RunSummary,
@@ -23,8 +24,14 @@ export interface RunListProps {
   metric: string | null;
   selected: number | null;
   nowMs: number;
+  /** The runs chosen for comparison. */
+  compared: readonly number[];
+  /** The usual device and precision: rows name theirs only where they differ. */
+  common: { device: string | null; precision: string | null };
   onSelect: (id: number) => void;
   onToggle: (model: string) => void;
+  onToggleCompare: (id: number) => void;
+  onStar: (id: number, starred: boolean) => void;
 }
 
 const STATUS_MARK: Record<string, string> = {
@@ -115,8 +122,12 @@ export function RunList(props: RunListProps): JSX.Element {
           style={style}
           metric={props.metric}
           selected={row.run.id === props.selected}
+          compared={props.compared.includes(row.run.id)}
+          place={placeText(row.run, props.common)}
           nowMs={props.nowMs}
           onSelect={props.onSelect}
+          onToggleCompare={props.onToggleCompare}
+          onStar={props.onStar}
         />
       )
     );
@@ -144,8 +155,13 @@ interface RunRowProps {
   style: React.CSSProperties;
   metric: string | null;
   selected: boolean;
+  compared: boolean;
+  /** Device and precision where they differ from the usual ones, else ''. */
+  place: string;
   nowMs: number;
   onSelect: (id: number) => void;
+  onToggleCompare: (id: number) => void;
+  onStar: (id: number, starred: boolean) => void;
 }
 
 function RunRow(props: RunRowProps): JSX.Element {
@@ -153,17 +169,39 @@ function RunRow(props: RunRowProps): JSX.Element {
   const live = run.status === 'running';
   const bestEpoch = metric !== null ? run.best_epoch[metric] : undefined;
   const notebook = run.notebook ? run.notebook.split('/').pop() : null;
+  const final = metric !== null ? formatMetric(run.last[metric]) : '';
+  const best =
+    metric !== null
+      ? `best ${formatMetric(run.best[metric])}${typeof bestEpoch === 'number' ? ` @${bestEpoch}` : ''}`
+      : '';
+  const label = `${run.model} run ${run.id}`;
+  const duration = formatDuration(runDuration(run, props.nowMs));
   return (
     <div
-      className={`nbk-run-row${props.selected ? ' nbk-selected' : ''}`}
+      className={`nbk-run-row${props.selected ? ' nbk-selected' : ''}${props.compared ? ' nbk-compared' : ''}`}
       style={props.style}
       role="option"
       aria-selected={props.selected}
-      aria-label={`${run.model} run ${run.id}`}
+      aria-label={label}
       data-run-id={run.id}
-      onClick={() => props.onSelect(run.id)}
+      onClick={event => {
+        if (event.ctrlKey || event.metaKey) {
+          props.onToggleCompare(run.id);
+        } else {
+          props.onSelect(run.id);
+        }
+      }}
     >
       <div className="nbk-line">
+        <input
+          type="checkbox"
+          className="nbk-compare-check"
+          checked={props.compared}
+          aria-label={`Compare ${label}`}
+          title="Compare (or ctrl/cmd-click the row)"
+          onClick={event => event.stopPropagation()}
+          onChange={() => props.onToggleCompare(run.id)}
+        />
         <span
           className={`nbk-status nbk-status-${run.status}${live ? ' nbk-live' : ''}`}
           title={run.status}
@@ -173,25 +211,37 @@ function RunRow(props: RunRowProps): JSX.Element {
         </span>
         <span className="nbk-run-id">#{run.id}</span>
         <span className={`nbk-status-text nbk-status-${run.status}`}>{run.status}</span>
-        <span className="nbk-epochs" title="epochs done of planned">
-          {epochsText(run)} ep
-        </span>
-        <span className="nbk-duration">{formatDuration(runDuration(run, props.nowMs))}</span>
+        <button
+          className={`nbk-star${run.starred ? ' nbk-starred' : ''}`}
+          aria-label={`${run.starred ? 'Unpin' : 'Pin'} ${label}`}
+          aria-pressed={!!run.starred}
+          title={run.starred ? 'Pinned: listed first (click to unpin)' : 'Pin: list first'}
+          onClick={event => {
+            event.stopPropagation();
+            props.onStar(run.id, !run.starred);
+          }}
+        >
+          {run.starred ? '★' : '☆'}
+        </button>
       </div>
-      <div className="nbk-line">
+      <div className="nbk-line" title={metric !== null ? `${metric}: final ${final}, ${best}` : ''}>
         {metric !== null ? (
-          <span className="nbk-metric" title={`${metric}: final (best, at epoch)`}>
-            <span className="nbk-metric-key">{metric}</span>{' '}
-            <span className="nbk-metric-last">{formatMetric(run.last[metric])}</span>
-            {' (best '}
-            <span className="nbk-metric-best">{formatMetric(run.best[metric])}</span>
-            {typeof bestEpoch === 'number' ? ` @${bestEpoch}` : ''}
-            {')'}
-          </span>
+          <>
+            <span className="nbk-metric-last nbk-num">{final}</span>{' '}
+            <span className="nbk-metric-best nbk-num">{best}</span>
+          </>
         ) : null}
       </div>
       <div className="nbk-line nbk-sub">
-        {run.device ? <span className="nbk-device">{run.device}</span> : null}
+        <span className="nbk-epochs nbk-num" title="epochs done of planned">
+          {epochsText(run)} ep
+        </span>
+        <span className="nbk-duration nbk-num">{duration}</span>
+        {props.place ? (
+          <span className="nbk-place" title="where it differs from the usual device and precision">
+            {props.place}
+          </span>
+        ) : null}
         {notebook ? (
           <span className="nbk-notebook" title={run.notebook ?? ''}>
             {notebook}

@@ -9,11 +9,15 @@ import * as React from 'react';
 import { Message } from '@lumino/messaging';
 import { ReactWidget } from '@jupyterlab/ui-components';
 
+import { CompareView } from './CompareView';
 import {
   buildRows,
+  commonValue,
   defaultMetric,
   metricKeys,
   RunDetail,
+  runLabel,
+  RunSummary,
   SortBy
 } from './model';
 import { RunDetails } from './RunDetails';
@@ -28,6 +32,8 @@ export interface PanelActions {
   openNotebook: (path: string) => void;
   /** A recorded notebook path as JupyterLab knows it (server-relative). */
   notebookPath: (path: string) => string;
+  /** Asks the user to confirm a destructive action; true to go ahead. */
+  confirm: (title: string, body: string, accept: string) => Promise<boolean>;
 }
 
 export class RunsPanel extends ReactWidget {
@@ -95,12 +101,20 @@ function useStore(store: RunsStore): number {
   return version;
 }
 
+/** The bottom pane's height limits, in pixels. */
+const PANE_MIN = 60;
+const LIST_MIN = 110;
+
 function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Element {
   const { store, actions } = props;
   const version = useStore(store);
   const [filter, setFilter] = React.useState('');
   const [sortKey, setSortKey] = React.useState('');
   const [collapsed, setCollapsed] = React.useState<ReadonlySet<string>>(new Set());
+  const [paneHeight, setPaneHeight] = React.useState<number | null>(null);
+  const [paneFolded, setPaneFolded] = React.useState(false);
+  const [problem, setProblem] = React.useState<string | null>(null);
+  const layout = React.useRef<HTMLDivElement>(null);
   const runs = store.state.runs;
   const nowMs = React.useMemo(() => Date.now(), [version]);
 
@@ -110,6 +124,13 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
     () => buildRows(runs.values(), { filter, sortBy, collapsed }),
     [runs, filter, sortKey, collapsed]
   );
+  const common = React.useMemo(
+    () => ({
+      device: commonValue(runs.values(), r => r.device),
+      precision: commonValue(runs.values(), r => r.precision ?? 'float32')
+    }),
+    [runs]
+  );
   const metric = sortKey || defaultMetric(keys);
   const toggle = (name: string): void => {
     const next = new Set(collapsed);
@@ -117,6 +138,74 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
       next.add(name);
     }
     setCollapsed(next);
+  };
+  const attempt = (what: string, action: () => Promise<unknown>): void => {
+    setProblem(null);
+    action().catch(error =>
+      setProblem(`Could not ${what}: ${error instanceof Error ? error.message : String(error)}`)
+    );
+  };
+  const star = (id: number, starred: boolean): void =>
+    attempt(starred ? 'pin the run' : 'unpin the run', () => store.setStarred(id, starred));
+  const deleteRun = (detail: RunDetail): void =>
+    attempt('delete the run', async () => {
+      const epochs = detail.history.length;
+      const ok = await actions.confirm(
+        `Delete run #${detail.id}?`,
+        `Run ${runLabel(detail)} and its ${epochs} ${epochs === 1 ? 'epoch' : 'epochs'} ` +
+          'will be removed from the registry. This cannot be undone.',
+        'Delete'
+      );
+      if (ok) {
+        await store.deleteRun(detail.id);
+      }
+    });
+  const deleteVersion = (detail: RunDetail): void =>
+    attempt('delete the model version', async () => {
+      const count = [...runs.values()].filter(r => r.version_id === detail.version_id).length;
+      const ok = await actions.confirm(
+        `Delete this version of ${detail.model}?`,
+        `The model version of run #${detail.id} and its ${count} ` +
+          `${count === 1 ? 'run' : 'runs'} will be removed from the registry. ` +
+          'This cannot be undone.',
+        'Delete version'
+      );
+      if (ok && detail.version_id !== null) {
+        await store.deleteVersion(detail.version_id);
+      }
+    });
+
+  const startResize = (event: React.PointerEvent<HTMLDivElement>): void => {
+    const node = layout.current;
+    if (!node) {
+      return;
+    }
+    event.preventDefault();
+    const handle = event.currentTarget;
+    handle.setPointerCapture(event.pointerId);
+    const move = (e: PointerEvent): void => {
+      const rect = node.getBoundingClientRect();
+      const h = rect.bottom - e.clientY;
+      setPaneHeight(Math.max(PANE_MIN, Math.min(h, rect.height - LIST_MIN)));
+      setPaneFolded(false);
+    };
+    const up = (): void => {
+      handle.removeEventListener('pointermove', move);
+      handle.removeEventListener('pointerup', up);
+    };
+    handle.addEventListener('pointermove', move);
+    handle.addEventListener('pointerup', up);
+  };
+  const nudge = (event: React.KeyboardEvent<HTMLDivElement>): void => {
+    const node = layout.current;
+    if (!node || (event.key !== 'ArrowUp' && event.key !== 'ArrowDown')) {
+      return;
+    }
+    event.preventDefault();
+    const rect = node.getBoundingClientRect();
+    const now = paneHeight ?? rect.height * 0.45;
+    const next = now + (event.key === 'ArrowUp' ? 24 : -24);
+    setPaneHeight(Math.max(PANE_MIN, Math.min(next, rect.height - LIST_MIN)));
   };
 
   if (store.connection === 'missing') {
@@ -132,8 +221,27 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
     );
   }
 
+  const compared = store.compared
+    .map(id => runs.get(id))
+    .filter((r): r is RunSummary => r !== undefined);
+  const mode = compared.length >= 2 ? 'compare' : store.selected !== null ? 'details' : null;
+  const detail = store.detail;
+  const paneTitle =
+    mode === 'compare'
+      ? `Comparing ${compared.length} runs`
+      : detail
+        ? `${detail.model} · run #${detail.id}`
+        : `Run #${store.selected}`;
+  const closePane = (): void => {
+    if (mode === 'compare') {
+      store.setCompared([]);
+    } else {
+      store.select(null);
+    }
+  };
+
   return (
-    <div className="nbk-layout">
+    <div className="nbk-layout" ref={layout}>
       <div className="nbk-toolbar">
         <h2 className="nbk-heading">Keras runs</h2>
         <input
@@ -157,10 +265,23 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
             </option>
           ))}
         </select>
+        {metric !== null && runs.size > 0 ? (
+          <p className="nbk-caption" title={`Each run shows ${metric}: final value, best value @ its epoch`}>
+            <span className="nbk-metric-key">{metric}</span>: final · best @epoch
+          </p>
+        ) : null}
+        {store.compared.length === 1 ? (
+          <p className="nbk-caption">Tick another run to compare.</p>
+        ) : null}
       </div>
       {store.connection === 'error' ? (
         <p className="nbk-error" role="status">
           Cannot reach the server ({store.message}); retrying…
+        </p>
+      ) : null}
+      {problem ? (
+        <p className="nbk-error" role="alert">
+          {problem}
         </p>
       ) : null}
       {store.connection === 'loading' && runs.size === 0 ? (
@@ -180,20 +301,82 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
         metric={metric}
         selected={store.selected}
         nowMs={nowMs}
+        compared={store.compared}
+        common={common}
         onSelect={id => store.select(id)}
         onToggle={toggle}
+        onToggleCompare={id => store.toggleCompare(id)}
+        onStar={star}
       />
-      {store.selected !== null ? (
-        <RunDetails
-          runId={store.selected}
-          detail={store.detail}
-          error={store.detailError}
-          nowMs={nowMs}
-          onClose={() => store.select(null)}
-          onCopySpec={actions.copySpec}
-          onOpenNotebook={actions.openNotebook}
-          notebookPath={actions.notebookPath}
-        />
+      {mode !== null ? (
+        <>
+          <div
+            className="nbk-handle"
+            role="separator"
+            aria-orientation="horizontal"
+            aria-label="Resize the details pane"
+            tabIndex={0}
+            onPointerDown={startResize}
+            onKeyDown={nudge}
+            onDoubleClick={() => setPaneFolded(!paneFolded)}
+          />
+          <section
+            className={`nbk-pane${paneFolded ? ' nbk-folded' : ''}`}
+            aria-label={mode === 'compare' ? 'Run comparison' : 'Run details'}
+            style={!paneFolded && paneHeight !== null ? { height: paneHeight } : undefined}
+          >
+            <header className="nbk-details-header">
+              <button
+                className="nbk-icon-button nbk-fold"
+                aria-expanded={!paneFolded}
+                aria-label={paneFolded ? 'Expand the pane' : 'Collapse the pane'}
+                onClick={() => setPaneFolded(!paneFolded)}
+              >
+                {paneFolded ? '▸' : '▾'}
+              </button>
+              <h3 className="nbk-details-title" title={paneTitle}>
+                {paneTitle}
+              </h3>
+              {mode === 'details' && detail ? (
+                <button
+                  className={`nbk-star${detail.starred ? ' nbk-starred' : ''}`}
+                  aria-label={`${detail.starred ? 'Unpin' : 'Pin'} this run`}
+                  aria-pressed={!!detail.starred}
+                  onClick={() => star(detail.id, !detail.starred)}
+                >
+                  {detail.starred ? '★' : '☆'}
+                </button>
+              ) : null}
+              <button
+                className="nbk-icon-button"
+                aria-label={mode === 'compare' ? 'Close the comparison' : 'Close run details'}
+                onClick={closePane}
+              >
+                ✕
+              </button>
+            </header>
+            {paneFolded ? null : mode === 'compare' ? (
+              <CompareView
+                runs={compared}
+                details={store.comparedDetails}
+                onRemove={id => store.toggleCompare(id)}
+              />
+            ) : (
+              <RunDetails
+                runId={store.selected as number}
+                detail={detail}
+                error={store.detailError}
+                nowMs={nowMs}
+                onCopySpec={actions.copySpec}
+                onOpenNotebook={actions.openNotebook}
+                notebookPath={actions.notebookPath}
+                onStar={star}
+                onDeleteRun={deleteRun}
+                onDeleteVersion={deleteVersion}
+              />
+            )}
+          </section>
+        </>
       ) : null}
     </div>
   );

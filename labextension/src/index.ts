@@ -8,7 +8,7 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { Clipboard, ICommandPalette } from '@jupyterlab/apputils';
+import { Clipboard, Dialog, ICommandPalette, showDialog } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { LabIcon } from '@jupyterlab/ui-components';
 
@@ -46,7 +46,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
       openNotebook: path => {
         void app.commands.execute('docmanager:open', { path });
       },
-      notebookPath: path => relativePath(path, serverRoot)
+      notebookPath: path => relativePath(path, serverRoot),
+      confirm: async (title, body, accept) => {
+        const result = await showDialog({
+          title,
+          body,
+          buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: accept })]
+        });
+        return result.button.accept;
+      }
     });
     panel.id = PANEL_ID;
     panel.title.icon = kerasIcon;

@@ -35,12 +35,18 @@ export interface RunSummary {
    */
   directions: Record<string, Direction>;
   seq: number;
+  /** Starred (pinned) runs list first. */
+  starred?: boolean;
+  /** 'mixed' for a run trained with --mixed-precision, else 'float32'. */
+  precision?: string;
 }
 
 /** The body of `GET /nbkeras/api/runs[?since=N]`. */
 export interface RunsResponse {
   runs: RunSummary[];
   cursor: number;
+  /** With `since`: the ids of the runs deleted after it. */
+  deleted?: number[];
 }
 
 /** The body of `GET /nbkeras/api/runs/<id>`. */
@@ -50,6 +56,8 @@ export interface RunDetail extends RunSummary {
   evaluations: Array<{ id: number; metrics: Metrics; created: string | null }>;
   spec: string | null;
   error: string | null;
+  /** The `%fit` line that produced the run (non-default flags only). */
+  fit_line?: string;
 }
 
 /** What the panel knows: every run by id and the cursor of its last poll. */
@@ -83,11 +91,15 @@ export function applyUpdate(
     const known = state.runs.get(run.id);
     return known === undefined || run.seq >= known.seq;
   });
+  const gone = (update.deleted ?? []).filter(id => state.runs.has(id));
   const cursor = Math.max(state.cursor ?? 0, update.cursor);
-  if (changed.length === 0 && cursor === state.cursor) {
+  if (changed.length === 0 && gone.length === 0 && cursor === state.cursor) {
     return state;
   }
   const runs = new Map(state.runs);
+  for (const id of gone) {
+    runs.delete(id);
+  }
   for (const run of changed) {
     runs.set(run.id, run);
   }
@@ -188,6 +200,13 @@ export function byMetric(
 
 const newestFirst = (a: RunSummary, b: RunSummary): number => b.id - a.id;
 
+/** `order`, with starred (pinned) runs before the others. */
+export function starredFirst(
+  order: (a: RunSummary, b: RunSummary) => number
+): (a: RunSummary, b: RunSummary) => number {
+  return (a, b) => Number(!!b.starred) - Number(!!a.starred) || order(a, b);
+}
+
 /**
  * The rows to show: models whose name contains the filter, each followed by
  * its runs (unless collapsed), ordered as `sortBy` asks. Models are ordered
@@ -210,12 +229,13 @@ export function buildRows(
       groups.set(run.model, [run]);
     }
   }
-  let order = newestFirst;
+  let order: (a: RunSummary, b: RunSummary) => number = newestFirst;
   if (options.sortBy.kind === 'metric') {
     const metric = options.sortBy.metric;
     const all = [...groups.values()].flat();
     order = byMetric(metric, metricDirection(all, metric));
   }
+  order = starredFirst(order);
   const sorted = [...groups.entries()].map(([name, list]) => {
     list.sort(order);
     return { name, list };
@@ -360,4 +380,269 @@ export function relativePath(path: string, serverRoot: string): string {
     return path.slice(root.length + 1);
   }
   return path;
+}
+
+/**
+ * The most common value of `pick` over these runs (ties: the newest run's),
+ * or null when no run has one. Rows show a run's device or precision only
+ * where it differs from this.
+ */
+export function commonValue(
+  runs: Iterable<RunSummary>,
+  pick: (run: RunSummary) => string | null | undefined
+): string | null {
+  const counts = new Map<string, number>();
+  let best: string | null = null;
+  let bestCount = 0;
+  const sorted = [...runs].sort((a, b) => b.id - a.id);
+  for (const run of sorted) {
+    const value = pick(run);
+    if (value) {
+      counts.set(value, (counts.get(value) ?? 0) + 1);
+    }
+  }
+  for (const run of sorted) {
+    const value = pick(run);
+    if (value && (counts.get(value) ?? 0) > bestCount) {
+      best = value;
+      bestCount = counts.get(value) ?? 0;
+    }
+  }
+  return best;
+}
+
+/** A run's precision as shown: 'mixed precision' or 'float32'. */
+export function precisionText(run: RunSummary, short = false): string {
+  return run.precision === 'mixed' ? (short ? 'mixed' : 'mixed precision') : 'float32';
+}
+
+/**
+ * What a row says about where a run trained: its device and precision,
+ * each only where it differs from the usual one (`common`); '' when both match.
+ */
+export function placeText(
+  run: RunSummary,
+  common: { device: string | null; precision: string | null }
+): string {
+  const parts: string[] = [];
+  if (run.device && run.device !== common.device) {
+    parts.push(run.device);
+  }
+  const precision = run.precision ?? 'float32';
+  const said = /precision/.test(run.device ?? '');
+  if (!said && common.precision !== null && precision !== common.precision) {
+    parts.push(precisionText(run, true));
+  }
+  return parts.join(' · ');
+}
+
+/**
+ * The runs chosen for comparison after a click on `id`: a toggle of its
+ * membership, keeping the order of choice (the first chosen run is the
+ * reference of the differences).
+ */
+export function toggleCompare(chosen: readonly number[], id: number): number[] {
+  return chosen.includes(id) ? chosen.filter(c => c !== id) : [...chosen, id];
+}
+
+/** The chosen runs that still exist (a deleted run leaves the comparison). */
+export function keepExisting(
+  chosen: readonly number[],
+  runs: ReadonlyMap<number, RunSummary>
+): number[] {
+  const kept = chosen.filter(id => runs.has(id));
+  return kept.length === chosen.length ? (chosen as number[]) : kept;
+}
+
+/** One row of the comparison table: a metric's final or best values. */
+export interface CompareRow {
+  metric: string;
+  kind: 'final' | 'best';
+  values: Array<number | null>;
+  /** Indices of the best value(s) of the row, by the metric's direction. */
+  best: number[];
+}
+
+/**
+ * The comparison table of these runs (one column per run): for each metric,
+ * a row of final values and a row of best values, the best of each row
+ * marked by the metric's direction as the server sent it. The default
+ * metric first, then validation metrics, then the rest.
+ */
+export function compareRows(runs: readonly RunSummary[]): CompareRow[] {
+  const keys = metricKeys(runs);
+  const first = defaultMetric(keys);
+  keys.sort((a, b) => Number(b === first) - Number(a === first));
+  const direction = (key: string): Direction | undefined =>
+    metricDirection(runs, key);
+  const rows: CompareRow[] = [];
+  for (const metric of keys) {
+    for (const kind of ['final', 'best'] as const) {
+      const values = runs.map(run => {
+        const v = (kind === 'final' ? run.last : run.best)[metric];
+        return typeof v === 'number' && Number.isFinite(v) ? v : null;
+      });
+      rows.push({ metric, kind, values, best: bestIndices(values, direction(metric)) });
+    }
+  }
+  return rows;
+}
+
+/**
+ * Where the best of `values` stands: the smallest for 'min', the largest for
+ * 'max'; none without a direction or with fewer than two values.
+ */
+export function bestIndices(
+  values: ReadonlyArray<number | null>,
+  direction: Direction | undefined
+): number[] {
+  const present = values.filter((v): v is number => v !== null);
+  if (present.length < 2 || direction === undefined) {
+    return [];
+  }
+  const target = direction === 'min' ? Math.min(...present) : Math.max(...present);
+  return values.flatMap((v, i) => (v === target ? [i] : []));
+}
+
+/** One line of a diff: kept (' '), only in the first text ('-'), only in the second ('+'). */
+export interface DiffLine {
+  op: ' ' | '-' | '+';
+  text: string;
+}
+
+/**
+ * A line diff of two texts (longest common subsequence), as a reader
+ * expects: removed lines before the added lines that replace them.
+ */
+export function lineDiff(a: string, b: string): DiffLine[] {
+  const x = a.replace(/\s+$/, '').split('\n');
+  const y = b.replace(/\s+$/, '').split('\n');
+  const n = x.length;
+  const m = y.length;
+  // lcs[i][j]: the LCS length of x[i:] and y[j:]
+  const lcs: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      lcs[i][j] = x[i] === y[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+    }
+  }
+  const out: DiffLine[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && x[i] === y[j]) {
+      out.push({ op: ' ', text: x[i] });
+      i++;
+      j++;
+    } else if (j >= m || (i < n && lcs[i + 1][j] >= lcs[i][j + 1])) {
+      out.push({ op: '-', text: x[i] });
+      i++;
+    } else {
+      out.push({ op: '+', text: y[j] });
+      j++;
+    }
+  }
+  return out;
+}
+
+/** The words of a `%fit` line: spaces split, single or double quotes group. */
+function words(line: string): string[] {
+  const out: string[] = [];
+  const re = /'([^']*)'|"([^"]*)"|(\S+)/g;
+  let match: RegExpExecArray | null;
+  while ((match = re.exec(line)) !== null) {
+    out.push(match[1] ?? match[2] ?? match[3]);
+  }
+  return out;
+}
+
+/**
+ * A `%fit` line's parts: the data expressions (`x`, `y`) and each flag with
+ * its value ('on' for a switch). A word starting with '-' that is not a
+ * number starts a flag.
+ */
+export function fitLineParts(line: string): Map<string, string> {
+  const parts = new Map<string, string>();
+  const list = words(line);
+  let i = list[0] === '%fit' ? 2 : 1;
+  const positional = ['x', 'y'];
+  const isFlag = (w: string): boolean => /^-[^\d.]/.test(w);
+  while (i < list.length && !isFlag(list[i]) && positional.length) {
+    parts.set(positional.shift() as string, list[i]);
+    i++;
+  }
+  while (i < list.length) {
+    const flag = list[i++];
+    const values: string[] = [];
+    while (i < list.length && !isFlag(list[i])) {
+      values.push(list[i++]);
+    }
+    parts.set(flag, values.length ? values.join(' ') : 'on');
+  }
+  return parts;
+}
+
+/** An option that differs between compared runs: its value per run ('' unset). */
+export interface OptionDiff {
+  option: string;
+  values: string[];
+}
+
+/** The `%fit` options (and data) whose values differ between these lines. */
+export function optionDiffs(lines: ReadonlyArray<string | null | undefined>): OptionDiff[] {
+  const parsed = lines.map(line => fitLineParts(line ?? ''));
+  const names: string[] = [];
+  for (const parts of parsed) {
+    for (const name of parts.keys()) {
+      if (!names.includes(name)) {
+        names.push(name);
+      }
+    }
+  }
+  return names
+    .map(option => ({ option, values: parsed.map(p => p.get(option) ?? '') }))
+    .filter(d => new Set(d.values).size > 1);
+}
+
+/** A CSV field, quoted when it holds a comma, quote or line break. */
+function csvField(text: string): string {
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/**
+ * A run's history as CSV: a header `epoch,<metrics...>` and a row per
+ * epoch, numbers at full precision (a file is for computing, not reading),
+ * empty where a value is missing.
+ */
+export function historyCsv(history: ReadonlyArray<Record<string, number | null>>): string {
+  const keys: string[] = [];
+  for (const row of history) {
+    for (const key of Object.keys(row)) {
+      if (key !== 'epoch' && !keys.includes(key)) {
+        keys.push(key);
+      }
+    }
+  }
+  const header = ['epoch', ...keys];
+  const lines = [header.map(csvField).join(',')];
+  history.forEach((row, i) => {
+    const epoch = typeof row['epoch'] === 'number' ? row['epoch'] : i + 1;
+    lines.push(
+      [String(epoch), ...keys.map(k => (typeof row[k] === 'number' ? String(row[k]) : ''))].join(',')
+    );
+  });
+  return lines.join('\n') + '\n';
+}
+
+/** A run's label in legends and column heads: "model #id". */
+export function runLabel(run: { model: string; id: number }): string {
+  return `${run.model} #${run.id}`;
+}
+
+/**
+ * A `%fit` line cut where it may wrap: the magic with its data, then each
+ * flag with its value, so a narrow pane never breaks "--val-split 0.2" apart.
+ */
+export function fitLineGroups(line: string): string[] {
+  return line.split(/\s+(?=--?[^\d.\s-][^\s]*)/);
 }

@@ -18,7 +18,8 @@ export class ApiError extends Error {
 }
 
 /**
- * GETs `/nbkeras/api/<path>` and returns its JSON body.
+ * Requests `/nbkeras/api/<path>` (GET unless `init.method` says otherwise,
+ * with `init.body` as JSON) and returns its JSON body.
  *
  * @throws ApiError with the server's message when the status is not 2xx,
  *   and ServerConnection.NetworkError when the server cannot be reached.
@@ -26,7 +27,8 @@ export class ApiError extends Error {
 export async function requestAPI<T>(
   path: string,
   params: Record<string, string> = {},
-  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings(),
+  init: { method?: 'GET' | 'DELETE' | 'PATCH'; body?: unknown } = {}
 ): Promise<T> {
   const query = new URLSearchParams(params).toString();
   const url =
@@ -36,7 +38,13 @@ export async function requestAPI<T>(
   try {
     response = await ServerConnection.makeRequest(
       url,
-      { method: 'GET', cache: 'no-store' },
+      {
+        method: init.method ?? 'GET',
+        cache: 'no-store',
+        ...(init.body !== undefined
+          ? { body: JSON.stringify(init.body), headers: { 'Content-Type': 'application/json' } }
+          : {})
+      },
       settings
     );
   } catch (error) {
@@ -57,4 +65,13 @@ export async function requestAPI<T>(
     throw new ApiError(response.status, message);
   }
   return body as T;
+}
+
+/** DELETE or PATCH `/nbkeras/api/<path>` (the token travels as for GETs). */
+export function changeAPI<T>(
+  method: 'DELETE' | 'PATCH',
+  path: string,
+  body?: unknown
+): Promise<T> {
+  return requestAPI<T>(path, {}, ServerConnection.makeSettings(), { method, body });
 }

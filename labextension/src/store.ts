@@ -6,13 +6,15 @@
 
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { ApiError, requestAPI } from './request';
+import { ApiError, changeAPI, requestAPI } from './request';
 import {
   applyUpdate,
   EMPTY_STATE,
+  keepExisting,
   RunDetail,
   RunsResponse,
-  RunsState
+  RunsState,
+  toggleCompare
 } from './model';
 import { POLL_INTERVAL_MS, RETRY_INTERVAL_MS } from './tokens';
 
@@ -49,6 +51,87 @@ export class RunsStore {
 
   get detailError(): string | null {
     return this._detailError;
+  }
+
+  /** The runs chosen for comparison, in the order chosen. */
+  get compared(): readonly number[] {
+    return this._compared;
+  }
+
+  /** The fetched details of compared runs, by id (missing while loading). */
+  get comparedDetails(): ReadonlyMap<number, RunDetail> {
+    return this._comparedDetails;
+  }
+
+  /** Adds a run to the comparison or takes it out. */
+  toggleCompare(id: number): void {
+    this.setCompared(toggleCompare(this._compared, id));
+  }
+
+  /** Compares exactly these runs (none: the comparison closes). */
+  setCompared(ids: readonly number[]): void {
+    this._compared = [...ids];
+    for (const id of [...this._comparedDetails.keys()]) {
+      if (!ids.includes(id)) {
+        this._comparedDetails.delete(id);
+      }
+    }
+    this._changed.emit();
+    for (const id of ids) {
+      if (!this._comparedDetails.has(id)) {
+        void this._fetchCompared(id);
+      }
+    }
+  }
+
+  /**
+   * Deletes a run on the server; the list drops it at once (the next poll
+   * confirms through its `deleted` ids).
+   */
+  async deleteRun(id: number): Promise<void> {
+    await changeAPI('DELETE', `runs/${id}`);
+    this._forget([id]);
+  }
+
+  /** Deletes a model version and its runs on the server. */
+  async deleteVersion(versionId: number): Promise<number[]> {
+    const answer = await changeAPI<{ runs: number[] }>('DELETE', `versions/${versionId}`);
+    this._forget(answer.runs);
+    return answer.runs;
+  }
+
+  /** Stars (pins) or unstars a run. */
+  async setStarred(id: number, starred: boolean): Promise<void> {
+    await changeAPI('PATCH', `runs/${id}`, { starred });
+    const run = this._state.runs.get(id);
+    if (run) {
+      const runs = new Map(this._state.runs);
+      runs.set(id, { ...run, starred });
+      this._state = { ...this._state, runs };
+      if (this._detail && this._detail.id === id) {
+        this._detail = { ...this._detail, starred };
+      }
+      this._changed.emit();
+    }
+  }
+
+  private _forget(ids: number[]): void {
+    if (ids.length === 0) {
+      return;
+    }
+    const runs = new Map(this._state.runs);
+    for (const id of ids) {
+      runs.delete(id);
+      this._comparedDetails.delete(id);
+    }
+    this._state = { ...this._state, runs };
+    this._compared = keepExisting(this._compared, runs);
+    if (this._selected !== null && ids.includes(this._selected)) {
+      this._selected = null;
+      this._detail = null;
+      this._detailError = null;
+    }
+    this._changed.emit();
   }
 
   /** Starts polling (at once) or stops it; stopped, the store does no work. */
@@ -150,9 +233,32 @@ export class RunsStore {
     if (this._state !== before || !wasOk || running) {
       this._changed.emit();
     }
+    if (update.deleted && update.deleted.length) {
+      this._forget(update.deleted.filter(id => id === this._selected ||
+        this._compared.includes(id)));
+    }
     const selected = this._selected;
     if (selected !== null && update.runs.some(r => r.id === selected)) {
       void this._fetchDetail(selected);
+    }
+    for (const id of this._compared) {
+      if (update.runs.some(r => r.id === id)) {
+        void this._fetchCompared(id);
+      }
+    }
+  }
+
+  private async _fetchCompared(id: number): Promise<void> {
+    try {
+      const detail = await requestAPI<RunDetail>(`runs/${id}`);
+      if (this._compared.includes(id)) {
+        this._comparedDetails.set(id, detail);
+        this._changed.emit();
+      }
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) {
+        this._forget([id]);
+      }
     }
   }
 
@@ -179,6 +285,8 @@ export class RunsStore {
     }
   }
 
+  private _compared: number[] = [];
+  private _comparedDetails = new Map<number, RunDetail>();
   private _state: RunsState = EMPTY_STATE;
   private _connection: Connection = 'loading';
   private _message = '';

@@ -9,7 +9,18 @@ import assert from 'node:assert/strict';
 
 import {
   applyUpdate,
+  bestIndices,
+  fitLineGroups,
   buildRows,
+  commonValue,
+  compareRows,
+  fitLineParts,
+  historyCsv,
+  keepExisting,
+  lineDiff,
+  optionDiffs,
+  placeText,
+  toggleCompare,
   defaultMetric,
   EMPTY_STATE,
   epochsText,
@@ -25,7 +36,17 @@ import {
   ViewOptions,
   visibleRange
 } from '../src/model';
-import { chartsOf, linePath } from '../src/curves';
+import {
+  bestPoint,
+  chartsOf,
+  chartsOfRuns,
+  linePath,
+  logByDefault,
+  logTicks,
+  markedSeries,
+  niceTicks,
+  valuesAt
+} from '../src/curves';
 
 function run(id: number, model: string, extra: Partial<RunSummary> = {}): RunSummary {
   return {
@@ -261,4 +282,184 @@ test('notebook paths are shown relative to the server root when inside it', () =
   assert.equal(relativePath('/home/me/work/a/b.ipynb', '/home/me/work/'), 'a/b.ipynb');
   assert.equal(relativePath('/home/me/workshop/b.ipynb', '/home/me/work'), '/home/me/workshop/b.ipynb');
   assert.equal(relativePath('a/b.ipynb', ''), 'a/b.ipynb');
+});
+
+// -- deletions, stars, compare -------------------------------------------------
+
+test('a poll drops the runs deleted since its cursor', () => {
+  const state = applyUpdate(EMPTY_STATE, { runs: [run(1, 'a'), run(2, 'a')], cursor: 5 }, true);
+  const next = applyUpdate(state, { runs: [], cursor: 6, deleted: [2, 99] }, false);
+  assert.deepEqual([...next.runs.keys()], [1]);
+  assert.equal(next.cursor, 6);
+  // an unknown deleted id alone changes nothing but the cursor
+  const same = applyUpdate(next, { runs: [], cursor: 6, deleted: [99] }, false);
+  assert.equal(same, next);
+});
+
+test('starred runs list first within their model, under any order', () => {
+  const runs = [run(1, 'a'), run(2, 'a', { starred: true }), run(3, 'a')];
+  assert.deepEqual(summary(buildRows(runs, NEWEST)), ['[a]', '#2', '#3', '#1']);
+  const byLoss: ViewOptions = { ...NEWEST, sortBy: { kind: 'metric', metric: 'loss' } };
+  const scored = [
+    run(1, 'a', { best: { loss: 0.1 }, directions: { loss: 'min' } }),
+    run(2, 'a', { best: { loss: 0.5 }, starred: true }),
+    run(3, 'a', { best: { loss: 0.3 } })
+  ];
+  assert.deepEqual(summary(buildRows(scored, byLoss)), ['[a]', '#2', '#1', '#3']);
+});
+
+test('device and precision show only where they differ from the usual', () => {
+  const runs = [
+    run(1, 'a', { device: 'CPU', precision: 'float32' }),
+    run(2, 'a', { device: 'CPU', precision: 'float32' }),
+    run(3, 'a', { device: 'GPU:0', precision: 'mixed' })
+  ];
+  const common = {
+    device: commonValue(runs, r => r.device),
+    precision: commonValue(runs, r => r.precision)
+  };
+  assert.deepEqual(common, { device: 'CPU', precision: 'float32' });
+  assert.equal(placeText(runs[0], common), '');
+  assert.equal(placeText(runs[2], common), 'GPU:0 · mixed');
+  assert.equal(commonValue([], r => r.device), null);
+});
+
+test('choosing runs to compare keeps the order of choice', () => {
+  let chosen = toggleCompare([], 5);
+  chosen = toggleCompare(chosen, 2);
+  chosen = toggleCompare(chosen, 9);
+  assert.deepEqual(chosen, [5, 2, 9]);
+  assert.deepEqual(toggleCompare(chosen, 2), [5, 9]);
+  const runs = new Map([[5, run(5, 'a')], [9, run(9, 'b')]]);
+  assert.deepEqual(keepExisting(chosen, runs), [5, 9]);
+  const all = [5, 9];
+  assert.equal(keepExisting(all, runs), all); // unchanged: the same array
+});
+
+test('the best of each comparison row follows the metric direction', () => {
+  const a = run(1, 'mnist', {
+    last: { loss: 0.2, val_accuracy: 0.9 },
+    best: { loss: 0.15, val_accuracy: 0.93 },
+    directions: { loss: 'min', val_accuracy: 'max' }
+  });
+  const b = run(2, 'cifar', {
+    last: { loss: 0.3, val_accuracy: 0.95 },
+    best: { loss: 0.1, val_accuracy: 0.95 },
+    directions: { loss: 'min', val_accuracy: 'max' }
+  });
+  const rows = compareRows([a, b]);
+  assert.deepEqual(
+    rows.map(r => [r.metric, r.kind, r.best]),
+    [
+      ['val_accuracy', 'final', [1]],
+      ['val_accuracy', 'best', [1]],
+      ['loss', 'final', [0]],
+      ['loss', 'best', [1]]
+    ]
+  );
+  assert.deepEqual(bestIndices([0.5, null, 0.5], 'max'), [0, 2]);
+  assert.deepEqual(bestIndices([0.5, 0.7], undefined), []);
+  assert.deepEqual(bestIndices([0.5, null], 'min'), []);
+});
+
+test('a spec diff shows removed lines before the added ones', () => {
+  const diff = lineDiff('input 784\ndense 32 relu\ndense 10 softmax\n', 'input 784\ndense 128 relu\ndropout 0.2\ndense 10 softmax');
+  assert.deepEqual(
+    diff.map(d => `${d.op}${d.text}`),
+    [' input 784', '-dense 32 relu', '+dense 128 relu', '+dropout 0.2', ' dense 10 softmax']
+  );
+  assert.deepEqual(lineDiff('a', 'a'), [{ op: ' ', text: 'a' }]);
+});
+
+test('only the %fit options that differ are listed', () => {
+  assert.deepEqual(
+    [...fitLineParts("%fit digits x y -e 20 --val xv yv --no-shuffle --lr-decay -0.5 --csv 'a b.csv'")],
+    [
+      ['x', 'x'],
+      ['y', 'y'],
+      ['-e', '20'],
+      ['--val', 'xv yv'],
+      ['--no-shuffle', 'on'],
+      ['--lr-decay', '-0.5'],
+      ['--csv', 'a b.csv']
+    ]
+  );
+  assert.deepEqual(
+    optionDiffs(['%fit a x y -e 20 --seed 1', '%fit b x y -e 20 -b 64', undefined]),
+    [
+      { option: 'x', values: ['x', 'x', ''] },
+      { option: 'y', values: ['y', 'y', ''] },
+      { option: '-e', values: ['20', '20', ''] },
+      { option: '--seed', values: ['1', '', ''] },
+      { option: '-b', values: ['', '64', ''] }
+    ]
+  );
+  assert.deepEqual(optionDiffs(['%fit a x y -e 3', '%fit b x y -e 3']), []);
+});
+
+test('a history exports as CSV at full precision', () => {
+  const csv = historyCsv([
+    { epoch: 1, loss: 0.123456789, val_loss: null },
+    { epoch: 2, loss: 0.1, 'odd,key': 3 }
+  ]);
+  assert.equal(csv, 'epoch,loss,val_loss,"odd,key"\n1,0.123456789,,\n2,0.1,,3\n');
+});
+
+// -- curves ------------------------------------------------------------------------
+
+test('ticks are round numbers, whole on the epoch axis', () => {
+  assert.deepEqual(niceTicks(0.0123, 0.0876), [0.02, 0.04, 0.06, 0.08]);
+  assert.deepEqual(niceTicks(1, 20, 5, true), [5, 10, 15, 20]);
+  assert.deepEqual(niceTicks(1, 3, 5, true), [1, 2, 3]);
+  assert.deepEqual(niceTicks(1, 1, 5, true), [1]);
+  assert.deepEqual(logTicks(0.003, 2.4), [0.01, 0.1, 1]);
+  assert.deepEqual(logTicks(0.2, 0.9), [0.2, 0.5]);
+});
+
+test('several runs overlay in one chart per metric', () => {
+  const charts = chartsOfRuns([
+    { label: 'mnist #1', history: [{ epoch: 1, loss: 1, val_loss: 1.2 }, { epoch: 2, loss: 0.5, val_loss: 0.9 }] },
+    { label: 'cifar #2', history: [{ epoch: 1, loss: 2, accuracy: 0.3 }] }
+  ]);
+  assert.deepEqual(charts.map(c => c.title), ['loss', 'accuracy']);
+  assert.deepEqual(
+    charts[0].series.map(s => [s.run, s.label, s.validation]),
+    [
+      [0, 'mnist #1 loss', false],
+      [0, 'mnist #1 val_loss', true],
+      [1, 'cifar #2 loss', false]
+    ]
+  );
+  assert.deepEqual([charts[0].min, charts[0].max, charts[0].first, charts[0].last], [0.5, 2, 1, 2]);
+  assert.deepEqual(charts[1].series.map(s => s.run), [1]);
+  // the marked series: validation where the run has it
+  assert.deepEqual(markedSeries(charts[0]).map(s => s.label), ['mnist #1 val_loss', 'cifar #2 loss']);
+  assert.deepEqual(
+    valuesAt(charts[0], 2).map(v => v.value),
+    [0.5, 0.9, null]
+  );
+  assert.ok(logByDefault(charts[0]) && !logByDefault(charts[1]));
+});
+
+test('the best point follows the direction', () => {
+  const [chart] = chartsOf([{ epoch: 1, acc: 0.5 }, { epoch: 2, acc: 0.9 }, { epoch: 3, acc: 0.9 }]);
+  assert.deepEqual(bestPoint(chart.series[0], 'max'), [2, 0.9]);
+  assert.deepEqual(bestPoint(chart.series[0], 'min'), [1, 0.5]);
+  assert.equal(bestPoint(chart.series[0], undefined), null);
+});
+
+test('a log scale puts decades at equal heights', () => {
+  const [chart] = chartsOf([{ epoch: 1, loss: 10 }, { epoch: 2, loss: 1 }, { epoch: 3, loss: 0.1 }]);
+  const box = { width: 100, height: 100, left: 0, right: 0, top: 0, bottom: 0 };
+  assert.equal(linePath(chart.series[0], chart, box, true), 'M0.0 0.0 L50.0 50.0 L100.0 100.0');
+});
+
+test('a %fit line wraps between flags, never inside one', () => {
+  assert.deepEqual(fitLineGroups('%fit digits x[:100] y -e 20 --val-split 0.2 --lr-decay -0.5 --no-shuffle'), [
+    '%fit digits x[:100] y',
+    '-e 20',
+    '--val-split 0.2',
+    '--lr-decay -0.5',
+    '--no-shuffle'
+  ]);
 });

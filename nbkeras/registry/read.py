@@ -24,7 +24,9 @@ _ISO_SQL = "strftime('%Y-%m-%dT%H:%M:%S', {}, 'unixepoch') || '+00:00'"
 # The four JSON columns come back as one '[last,best,best_epoch,directions]' text per
 # row and are decoded together in one json.loads call: 10,000 runs in one parse.
 _SUMMARY_COLS = ("id, model, version_id, status, started, ended, device, backend, notebook, "
-                 "epochs_done, epochs_planned, seq, heartbeat, "
+                 "epochs_done, epochs_planned, seq, heartbeat, starred, "
+                 "CASE WHEN json_valid(options) THEN json_extract(options, '$.mixed_precision') "
+                 "END, "
                  f"{_ISO_SQL.format('started')}, {_ISO_SQL.format('ended')}, "
                  "'[' || COALESCE(last, '{}') || ',' || COALESCE(best, '{}') || ',' || "
                  "COALESCE(best_epoch, '{}') || ',' || COALESCE(directions, '{}') || ']'")
@@ -59,7 +61,7 @@ class RegistryReaders:
         now = time.time()
         out = []
         for (rid, model, vid, status, started, ended, device, backend, notebook, done,
-             planned, seq, heartbeat, started_iso, ended_iso, _), \
+             planned, seq, heartbeat, starred, mixed, started_iso, ended_iso, _), \
                 (last, best, best_epoch, directions) in zip(rows, blobs):
             if status == "running" and rid in dead:
                 status, ended = "interrupted", dead[rid]
@@ -72,6 +74,8 @@ class RegistryReaders:
                 "epochs": done, "epochs_planned": planned,
                 "last": last, "best": best, "best_epoch": best_epoch,
                 "directions": _directions(directions, last, best), "seq": seq,
+                "starred": bool(starred),
+                "precision": "mixed" if mixed else "float32",
             })
         return out
 
@@ -115,6 +119,11 @@ class RegistryReaders:
             rows = sorted(rows + extra, key=lambda r: r["id"], reverse=True)
             return rows[:limit] if limit is not None else rows
         return self._read(fn, [])
+
+    def deleted_since(self, since: int) -> List[int]:
+        """Ids of the runs deleted after change-counter value `since`."""
+        return self._read(lambda db: [r[0] for r in db.execute(
+            "SELECT run_id FROM deletions WHERE seq > ? ORDER BY run_id", (int(since),))], [])
 
     def _history(self, db, run_ids: List[int]) -> Dict[int, List[dict]]:
         out: Dict[int, List[dict]] = {rid: [] for rid in run_ids}

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ..metricvocab import direction, is_better, is_score
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class RegistryWarning(UserWarning):
@@ -109,8 +109,20 @@ def _migrate_3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN directions TEXT")
 
 
+def _migrate_4(db: sqlite3.Connection) -> None:
+    """Stars (a pinned run lists first) and deletions. A deleted run's rows
+    are removed; `deletions` keeps only its id and the change counter of the
+    deletion, so a poller asking "what changed since N?" learns to drop it."""
+    db.execute("ALTER TABLE runs ADD COLUMN starred INTEGER NOT NULL DEFAULT 0")
+    _script(db, """
+        CREATE TABLE IF NOT EXISTS deletions (
+            run_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS deletions_seq ON deletions (seq);
+    """)
+
+
 MIGRATIONS: Dict[int, Callable[[sqlite3.Connection], None]] = {
-    1: _migrate_1, 2: _migrate_2, 3: _migrate_3}
+    1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4}
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -210,9 +210,13 @@ class Registry(RegistryReaders):
                              "WHERE name = ? ORDER BY id DESC LIMIT 1", (name,)).fetchone()
             if row and row[1] == spec_text and row[2] == params and row[3] == source:
                 return row[0]
-            cur = db.execute("INSERT INTO model_versions (name, spec_text, params, source, "
-                             "created, seq) VALUES (?, ?, ?, ?, ?, ?)",
-                             (name, spec_text, params, source, time.time(), seq))
+            floor = db.execute("SELECT MAX(x) FROM (SELECT MAX(id) AS x FROM model_versions "
+                               "UNION ALL SELECT value FROM meta WHERE key = 'version_floor')"
+                               ).fetchone()[0]
+            cur = db.execute("INSERT INTO model_versions (id, name, spec_text, params, source, "
+                             "created, seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (int(floor or 0) + 1, name, spec_text, params, source,
+                              time.time(), seq))
             return cur.lastrowid
         return self._write(fn)
 
@@ -232,13 +236,16 @@ class Registry(RegistryReaders):
         now = time.time()
 
         def fn(db, seq):
+            # Never reuse a deleted run's id: pollers were told it is gone.
+            rid = db.execute("SELECT MAX(x) FROM (SELECT MAX(id) AS x FROM runs UNION ALL "
+                             "SELECT MAX(run_id) FROM deletions)").fetchone()[0]
             cur = db.execute(
-                "INSERT INTO runs (model, version_id, status, started, device, backend, "
+                "INSERT INTO runs (id, model, version_id, status, started, device, backend, "
                 "notebook, options, epochs_planned, last, best, best_epoch, pid, pid_start, "
-                "host, heartbeat, seq) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, '{}', '{}', "
+                "host, heartbeat, seq) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, '{}', '{}', "
                 "'{}', ?, ?, ?, ?, ?)",
-                (model, version_id, now, device, backend, notebook, dumps(options or {}),
-                 epochs_planned, os.getpid(), MY_START, HOST, now, seq))
+                ((rid or 0) + 1, model, version_id, now, device, backend, notebook,
+                 dumps(options or {}), epochs_planned, os.getpid(), MY_START, HOST, now, seq))
             return cur.lastrowid
         return self._write(fn)
 
@@ -305,6 +312,61 @@ class Registry(RegistryReaders):
             return cur.lastrowid
         return self._write(fn)
 
+    # -- managing runs ------------------------------------------------------
+    def delete_runs(self, run_ids: List[int]) -> List[int]:
+        """Delete runs: their rows, epochs and evaluations leave the file.
+
+        Only each id and the change counter of its deletion stay (table
+        `deletions`), so that pollers (`deleted_since`) drop the run and no
+        later run reuses its id. Returns the ids that existed and are now gone.
+        """
+        ids = sorted({int(r) for r in run_ids})
+
+        def fn(db, seq):
+            return self._delete_runs(db, seq, ids)
+        return self._write(fn, default=[]) or []
+
+    @staticmethod
+    def _delete_runs(db: sqlite3.Connection, seq: int, ids: List[int]) -> List[int]:
+        found = []
+        for rid in ids:
+            if db.execute("DELETE FROM runs WHERE id = ?", (rid,)).rowcount:
+                found.append(rid)
+                db.execute("DELETE FROM epochs WHERE run_id = ?", (rid,))
+                db.execute("DELETE FROM evaluations WHERE run_id = ?", (rid,))
+                db.execute("INSERT OR REPLACE INTO deletions (run_id, seq) VALUES (?, ?)",
+                           (rid, seq))
+        return found
+
+    def delete_model_version(self, version_id: int) -> Optional[Dict[str, Any]]:
+        """Delete a model version and every run trained from it.
+
+        Returns ``{"version_id", "name", "runs": [deleted run ids]}``, or None
+        when there is no such version.
+        """
+        def fn(db, seq):
+            row = db.execute("SELECT name FROM model_versions WHERE id = ?",
+                             (int(version_id),)).fetchone()
+            if row is None:
+                return None
+            ids = [r[0] for r in db.execute("SELECT id FROM runs WHERE version_id = ? "
+                                             "ORDER BY id", (int(version_id),))]
+            runs = self._delete_runs(db, seq, ids)
+            db.execute("DELETE FROM model_versions WHERE id = ?", (int(version_id),))
+            # a later version must not take this id: remember the highest one deleted
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('version_floor', "
+                       "MAX(?, COALESCE((SELECT value FROM meta WHERE key = 'version_floor'), 0)))",
+                       (int(version_id),))
+            return {"version_id": int(version_id), "name": row[0], "runs": runs}
+        return self._write(fn)
+
+    def set_starred(self, run_id: int, starred: bool = True) -> bool:
+        """Star (pin) or unstar a run; False when there is no such run."""
+        def fn(db, seq):
+            return db.execute("UPDATE runs SET starred = ?, seq = ? WHERE id = ?",
+                              (1 if starred else 0, seq, int(run_id))).rowcount > 0
+        return bool(self._write(fn, default=False))
+
     # -- liveness -----------------------------------------------------------
     def mark_interrupted(self) -> List[int]:
         """Record the 'running' runs whose process on this host has died as
@@ -364,6 +426,10 @@ class NullRegistry:
     def end_run(self, *a, **k): return None
     def mark_interrupted(self): return []
     def add_evaluation(self, *a, **k): return None
+    def delete_runs(self, *a, **k): return []
+    def delete_model_version(self, *a, **k): return None
+    def set_starred(self, *a, **k): return False
+    def deleted_since(self, *a, **k): return []
     def cursor(self): return 0
     def run_summaries(self, *a, **k): return []
     def run(self, *a, **k): return None

@@ -1,10 +1,13 @@
 """`%models`: what the registry remembers, as tables and overlaid curves.
 
 `%models` lists the models and the newest runs; `%models NAME` one model's
-versions and runs; `%models --compare 3 7` overlays the runs' curves and
-diffs their specs, so a layer change can be read next to the metric change
-it caused. Reads only the registry's cheap summaries (no epoch rows) except
-for the runs being compared, so it stays fast with thousands of runs.
+versions and runs; `%models --compare 3 7` overlays the runs' curves, puts
+their final and best metrics side by side (the best of each row marked) and
+diffs their `%fit` options and specs, so a layer change can be read next to
+the metric change it caused: the sidebar's comparison in a static form, for
+Colab and VS Code. `%models --delete 3 7` deletes runs from the registry.
+Reads only the registry's cheap summaries (no epoch rows) except for the
+runs being compared, so it stays fast with thousands of runs.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import html
 from typing import Dict, List, Optional
 
 from ..errors import UsageError, did_you_mean
-from ..metricvocab import primary_metric
+from ..metricvocab import is_score, primary_metric
 from ..registry import get_registry
 from .common import Table, fmt, fmt_duration, is_keras_model
+from .fitline import fit_line, option_differences
 
 OVERVIEW_RUNS = 20
 MODEL_RUNS = 200
@@ -53,6 +57,85 @@ def _runs_table(summaries: List[dict], vnames: Dict[int, str], title: str, note:
                  colors=[_STATUS_COLORS.get(s["status"]) for s in summaries])
 
 
+class CompareTable:
+    """Runs side by side, one column per run: each metric's final and best
+    value in a row of its own, the best value of each row marked (bold in a
+    notebook, `*` in text), by the metric's direction.
+
+    Attributes:
+        rows: [(metric, 'final' | 'best', [value or None per run], {index of
+            the best value(s)})].
+    """
+
+    def __init__(self, runs: List[dict], labels: List[str]):
+        self.labels = labels
+        self.rows = compare_rows(runs)
+
+    def cells(self) -> List[List[str]]:
+        out = []
+        for metric, kind, values, best in self.rows:
+            out.append([metric, kind] + [fmt(v) + ("*" if i in best else "")
+                                         for i, v in enumerate(values)])
+        return out
+
+    def __repr__(self) -> str:
+        return repr(Table(["metric", ""] + self.labels, self.cells(),
+                          title="Final and best metrics (* best of the row)"))
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        cell = ("padding:3px 12px;border-bottom:1px solid var(--jp-border-color2,#e0e0e0);"
+                "white-space:nowrap")
+        parts = ["<div style='font-family:var(--jp-ui-font-family,sans-serif);"
+                 "color:var(--jp-ui-font-color1,#333)'>",
+                 "<div style='font-weight:600;margin:8px 0 4px'>Final and best metrics "
+                 "<span style='font-weight:normal;color:var(--jp-ui-font-color2,#666)'>"
+                 "(best of each row in bold)</span></div>",
+                 "<table class='nbkeras-table nbkeras-compare' style='border-collapse:collapse'>"
+                 f"<thead><tr><th style='{cell};text-align:left'>metric</th>"
+                 f"<th style='{cell}'></th>"]
+        parts += [f"<th style='{cell};text-align:right'>{esc(label)}</th>"
+                  for label in self.labels]
+        parts.append("</tr></thead><tbody>")
+        for metric, kind, values, best in self.rows:
+            tds = [f"<td style='{cell};text-align:left;font-family:var(--jp-code-font-family,"
+                   f"monospace)'>{esc(metric)}</td>",
+                   f"<td style='{cell};color:var(--jp-ui-font-color2,#666)'>{kind}</td>"]
+            for i, v in enumerate(values):
+                weight = "font-weight:700" if i in best else ""
+                tds.append(f"<td style='{cell};text-align:right;{weight}'>{esc(fmt(v))}</td>")
+            parts.append("<tr>" + "".join(tds) + "</tr>")
+        parts.append("</tbody></table></div>")
+        return "".join(parts)
+
+
+def compare_rows(runs: List[dict]):
+    """[(metric, kind, values, best indices)] for the runs' metrics: the
+    primary metric first, then validation metrics, then the rest; each
+    metric's 'final' row then its 'best' row. Directions come from each run's
+    `directions` (what the registry sends the sidebar)."""
+    keys: List[str] = []
+    for run in runs:
+        for key in list(run.get("last") or {}) + list(run.get("best") or {}):
+            if key not in keys and is_score(key):
+                keys.append(key)
+    first = primary_metric(keys)
+    keys.sort(key=lambda k: (k != first, not k.startswith("val_"), k))
+    rows = []
+    for key in keys:
+        direction = next((r["directions"][key] for r in runs
+                          if key in (r.get("directions") or {})), None)
+        for kind, field in (("final", "last"), ("best", "best")):
+            values = [(r.get(field) or {}).get(key) for r in runs]
+            present = [v for v in values if v is not None]
+            best = set()
+            if len(present) > 1 and direction in ("min", "max"):
+                target = min(present) if direction == "min" else max(present)
+                best = {i for i, v in enumerate(values) if v == target}
+            rows.append((key, kind, values, best))
+    return rows
+
+
 class View:
     """Tables (and a spec diff) shown together; `.runs` holds the run summaries."""
 
@@ -80,15 +163,21 @@ class View:
                          None)
                 esc = html.escape(line)
                 lines.append(f"<span style='color:{color}'>{esc}</span>" if color else esc)
-            parts.append("<pre>" + "\n".join(lines) + "</pre>")
+            parts.append("<div style='font-weight:600;margin:8px 0 4px'>Spec differences</div>"
+                         "<pre style='white-space:pre'>" + "\n".join(lines) + "</pre>")
         return "".join(parts)
 
 
 def run_models(shell, args):
-    """Body of `%models [NAME] [--compare RUN ...]`; returns a `View`."""
+    """Body of `%models [NAME] [--compare RUN ...] [--delete RUN ...]`;
+    returns a `View` (None after a deletion, which prints one line)."""
     reg = get_registry()
-    if (args.compare or args.name) and not reg.recording:
+    delete_ids = getattr(args, "delete", None)
+    if (args.compare or args.name or delete_ids) and not reg.recording:
         raise UsageError(f"nothing to show: {_not_recording_note(reg)}")
+    if delete_ids:
+        print(delete(reg, delete_ids))
+        return None
     if args.compare:
         return compare(reg, args.compare)
     if args.name:
@@ -154,21 +243,52 @@ def one_model(reg, name: str, shell=None) -> View:
     return View([vt, _runs_table(runs, vnames, f"{name}: runs", note)], runs, versions=versions)
 
 
+def _unknown_run(reg, rid: int) -> UsageError:
+    recent = [str(s["id"]) for s in reg.run_summaries(limit=5)]
+    hint = (f" (newest runs: {', '.join(recent)}; `%models` lists them)" if recent
+            else " (no runs recorded yet)")
+    return UsageError(f"no run {rid} in the registry{hint}")
+
+
 def compare(reg, run_ids: List[int]) -> View:
     runs = []
     for rid in run_ids:
         run = reg.run(rid)
         if run is None:
-            recent = [str(s["id"]) for s in reg.run_summaries(limit=5)]
-            hint = (f" (newest runs: {', '.join(recent)}; `%models` lists them)" if recent
-                    else " (no runs recorded yet)")
-            raise UsageError(f"no run {rid} in the registry{hint}")
+            raise _unknown_run(reg, rid)
         runs.append(run)
     versions = reg.model_versions()
     vnames = _version_numbers(versions)
     figure = _plot_curves(runs, vnames)
-    table = _runs_table(runs, vnames, "Compared runs")
-    return View([table], runs, diff=_spec_diff(runs, vnames), figure=figure, versions=versions)
+    labels = [_label(r, vnames) for r in runs]
+    tables = [_runs_table(runs, vnames, "Compared runs"), CompareTable(runs, labels)]
+    differing = option_differences(runs)
+    if differing:
+        tables.append(Table(["option"] + labels, [[flag] + values for flag, values in differing],
+                            title="Options that differ"))
+    else:
+        tables.append(Table(["run", "%fit"], [[r["id"], fit_line(r["model"], r.get("options"))]
+                                              for r in runs[:1]],
+                            title="Options (the same in every run)"))
+    return View(tables, runs, diff=_spec_diff(runs, vnames), figure=figure, versions=versions)
+
+
+def delete(reg, run_ids: List[int]) -> str:
+    """Delete these runs (all or none: an unknown id deletes nothing); one line."""
+    summaries = {}
+    for rid in dict.fromkeys(run_ids):
+        run = reg.run(rid)
+        if run is None:
+            raise _unknown_run(reg, rid)
+        summaries[rid] = run["model"]
+    deleted = reg.delete_runs(list(summaries))
+    if not deleted:
+        raise UsageError(f"could not delete runs {', '.join(map(str, summaries))}: "
+                         f"{reg.broken or 'the registry is busy; try again'}")
+    models = sorted({summaries[r] for r in deleted})
+    noun = "run" if len(deleted) == 1 else "runs"
+    return (f"deleted {noun} {', '.join(map(str, deleted))} "
+            f"({', '.join(models)}) from the registry")
 
 
 def _label(run: dict, vnames: Dict[int, str]) -> str:
