@@ -53,11 +53,19 @@ def unload_ipython_extension(ipython):
 def runs(model=None):
     """The recorded runs, newest first, as a list of dicts.
 
+    A run that is a `%tune` trial also has `study` and `trial` (None for
+    the others).
+
     Args:
         model: only the runs of the model with this name.
     """
     from .registry import runs as _runs
-    return _runs(model=model)
+    out = _runs(model=model)
+    for run in out:
+        options = run.get("options") or {}
+        run.setdefault("study", options.get("study"))
+        run.setdefault("trial", options.get("trial"))
+    return out
 
 
 def _jupyter_labextension_paths():

@@ -99,6 +99,37 @@ class NbkerasMagics(Magics, Configurable):
         return without_echo(self.shell, run_fit(self.shell, args, self))
 
     @magic_arguments()
+    @argument("name", help="A model built by a %%%%model cell whose spec holds search spaces.")
+    @argument("x", help="Inputs, as for %%fit.")
+    @argument("y", nargs="?", help="Targets, as for %%fit (omit for a dataset).")
+    @argument("--trials", type=int, metavar="N", help="Number of trials to run.")
+    @argument("--timeout", type=float, metavar="SECONDS", help="Stop starting trials after this.")
+    @argument("--objective", metavar="METRIC", help="Metric to optimize (default: the validation loss).")
+    @argument("--direction", choices=["min", "max"], help="Override the metric's direction.")
+    @argument("--sampler", default="tpe", metavar="tpe|random|grid|cmaes")
+    @argument("--pruner", default="median", metavar="median|hyperband|none")
+    @argument("--seed", type=int, help="Seed of the sampler and of each trial's initial weights.")
+    @argument("--study", metavar="NAME", help="Study name (default: the model's name).")
+    @argument("--resume", action="store_true", help="Continue an existing study.")
+    @argument("--storage", metavar="URL", help="Optuna storage URL (default: SQLite beside the registry).")
+    @argument("--workers", type=int, metavar="N", help="Not available yet.")
+    @argument("--cv", type=int, metavar="K", help="Not available yet.")
+    @argument("-e", "--epochs", type=int, default=10)
+    @argument("-b", "--batch-size", type=int, default=32)
+    @argument("--val", nargs="+", metavar="EXPR")
+    @argument("--val-split", type=float, metavar="F")
+    @argument("--class-weight", metavar="balanced|EXPR")
+    @argument("--early-stop", type=int, metavar="PATIENCE")
+    @argument("--quiet", action="store_true", help="No live display; a summary line at the end.")
+    @line_magic
+    def tune(self, line):
+        """Search a spec's spaces with Optuna, training each trial like %fit."""
+        import_keras()
+        from .tune.search import run_tune
+        args = self._parse(self.tune, line)
+        return without_echo(self.shell, run_tune(self.shell, args, self))
+
+    @magic_arguments()
     @argument("name")
     @argument("x")
     @argument("y")
@@ -132,6 +163,7 @@ class NbkerasMagics(Magics, Configurable):
     @magic_arguments()
     @argument("name", nargs="?", help="Show one model's versions and runs.")
     @argument("--compare", nargs="+", type=int, metavar="RUN", help="Overlay these runs' curves.")
+    @argument("--delete", nargs="+", type=int, metavar="RUN", help="Delete these runs from the registry.")
     @line_magic
     def models(self, line):
         """Table of the models and runs in the registry."""

@@ -1,0 +1,96 @@
+"""Open the Optuna study of a search: storage, sampler, pruner, direction.
+
+By default the study lives in a SQLite file in the registry's folder
+(`studies.sqlite3`), so `--resume` continues it after a kernel restart;
+`--storage URL` puts it wherever Optuna can reach (a database that workers
+on other machines share).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from ..errors import UsageError, did_you_mean
+
+SAMPLERS = ("tpe", "random", "grid", "cmaes")
+PRUNERS = ("median", "hyperband", "none")
+
+
+def require_optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise UsageError("%tune needs Optuna: `pip install \"nbkeras[tune]\"` (or "
+                         "`pip install optuna pandas`), then run the cell again") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the display says what happens
+    return optuna
+
+
+def default_storage() -> str:
+    """The SQLite file beside the run registry."""
+    from ..registry import default_home
+    home = default_home()
+    os.makedirs(home, exist_ok=True)
+    return "sqlite:///" + os.path.join(os.path.abspath(home), "studies.sqlite3")
+
+
+def sampler(optuna, kind: str, seed: Optional[int], spaces):
+    kind = kind.lower()
+    if kind not in SAMPLERS:
+        raise UsageError(f"--sampler {kind!r} is not one of {', '.join(SAMPLERS)}"
+                         f"{did_you_mean(kind, SAMPLERS)}")
+    if kind == "grid":
+        from .space import grid
+        return optuna.samplers.GridSampler(grid(spaces), seed=seed)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def pruner(optuna, kind: str):
+    kind = kind.lower()
+    if kind not in PRUNERS:
+        raise UsageError(f"--pruner {kind!r} is not one of {', '.join(PRUNERS)}"
+                         f"{did_you_mean(kind, PRUNERS)}")
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+
+
+def open_study(name: str, direction: str, storage: Optional[str], resume: bool,
+               sampler_kind: str, pruner_kind: str, seed: Optional[int], spaces):
+    """The Optuna study `name`: new, or continued with `resume`.
+
+    Raises:
+        UsageError: a storage that cannot be opened, a study that exists
+            without `--resume` (or is missing with it), a direction that
+            differs from the existing study's.
+    """
+    optuna = require_optuna()
+    url = storage or default_storage()
+    smp, prn = sampler(optuna, sampler_kind, seed, spaces), pruner(optuna, pruner_kind)
+    try:
+        store = optuna.storages.RDBStorage(url) if "://" in url else url
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage=store)]
+    except Exception as exc:  # noqa: BLE001 - any failure to open is the user's URL
+        raise UsageError(f"the study storage {url!r} cannot be opened: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    if name in names and not resume:
+        raise UsageError(f"a study named {name!r} exists already: add --resume to continue it, "
+                         "or name a new one with --study NAME")
+    if resume and name not in names:
+        raise UsageError(f"--resume: there is no study named {name!r} in {url}"
+                         f"{did_you_mean(name, names)}")
+    study = optuna.create_study(storage=store, sampler=smp, pruner=prn, study_name=name,
+                                direction="minimize" if direction == "min" else "maximize",
+                                load_if_exists=resume)
+    want = "MINIMIZE" if direction == "min" else "MAXIMIZE"
+    if study.direction.name != want:
+        raise UsageError(f"study {name!r} {study.direction.name.lower()}s its objective; "
+                         f"--direction {direction} cannot change that")
+    return study, url

@@ -1,0 +1,264 @@
+"""`%tune`'s live display and the record it leaves.
+
+Like `%fit`'s panel, two HTML outputs updated in place (no widgets): the
+search (progress, ETA from the trials so far, the trial in flight with
+its epoch bar, one row per trial with the best highlighted) and a chart
+of the objective by trial with the best-so-far line, drawn by the browser
+as inline SVG. Every trial end is drawn at once; the trial in flight at
+most every `update_interval`. When the search ends the chart becomes one
+PNG (matplotlib, rendered once), so the saved cell stays small whatever
+the number of trials. Imports no Keras.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from ..fmt import fmt, fmt_duration
+from ..view.chart import x_axis, y_axis
+from ..view.panel import Html
+from ..view.record import _CELL, _FONT, bar_html
+
+WIDTH, HEIGHT = 600, 220
+LEFT, TOP, RIGHT, BOTTOM = 56, 16, 16, 38
+_STATE_COLOR = {"complete": "#1f77b4", "pruned": "#9e9e9e", "failed": "#d62728",
+                "stopped": "#d62728", "running": "#ff7f0e"}
+
+
+@dataclass
+class TrialRow:
+    """One trial as the display shows it."""
+
+    number: int
+    values: Dict[str, Any]
+    state: str = "running"
+    value: Optional[float] = None
+    duration: float = 0.0
+    message: str = ""
+    run_id: Optional[int] = None
+
+
+@dataclass
+class SearchState:
+    """What the display reads: the study, its trials, the trial in flight."""
+
+    study: str
+    objective: str
+    direction: str
+    spaces: List[str]
+    planned: Optional[int]
+    rows: List[TrialRow] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    status: str = "running"
+    current: str = ""          # "epoch 4/10 · val_loss 0.31"
+    current_fraction: float = 0.0
+
+    def best(self) -> Optional[TrialRow]:
+        done = [r for r in self.rows if r.state == "complete" and r.value is not None]
+        if not done:
+            return None
+        pick = min if self.direction == "min" else max
+        return pick(done, key=lambda r: r.value)
+
+    def finished(self) -> List[TrialRow]:
+        return [r for r in self.rows if r.state != "running"]
+
+    def eta(self) -> Optional[float]:
+        ended = self.finished()
+        if not ended or not self.planned:
+            return None
+        mean = sum(r.duration for r in ended) / len(ended)
+        return max(0, self.planned - len(ended)) * mean
+
+
+def search_html(s: SearchState) -> str:
+    """Progress, the trial in flight and the trials table, from one snapshot."""
+    done = len(s.finished())
+    head = (f"<div><b>{html.escape(s.study)}</b> · {html.escape(s.status)} · "
+            f"{html.escape(s.objective)} ({'lower' if s.direction == 'min' else 'higher'} is "
+            f"better) · {fmt_duration(time.perf_counter() - s.started)}</div>")
+    planned = s.planned or max(done, 1)
+    text = f"{done}/{s.planned}" if s.planned else f"{done}"
+    eta = s.eta() if s.status == "running" else None
+    if eta is not None:
+        text += f" · ETA {fmt_duration(eta)}"
+    rows = [head, f"<div><span style='display:inline-block;width:64px'>trials</span>"
+            f"{bar_html(done / planned, 'var(--jp-brand-color1,#1976d2)')} {text}</div>"]
+    if s.status == "running" and s.current:
+        rows.append(f"<div><span style='display:inline-block;width:64px'>trial "
+                    f"{len(s.rows)}</span>{bar_html(s.current_fraction, '#ff7f0e')} "
+                    f"{html.escape(s.current)}</div>")
+    rows.append(trials_table(s))
+    return f"<div class='nbkeras-tune' data-trials-done='{done}' style='{_FONT}'>{''.join(rows)}</div>"
+
+
+def trials_table(s: SearchState) -> str:
+    best = s.best()
+    head = ["trial"] + s.spaces + [s.objective, "state", "time"]
+    out = ["<table class='nbkeras-trials' style='border-collapse:collapse;margin-top:4px;"
+           "font-variant-numeric:tabular-nums'><thead><tr>"]
+    out += [f"<th style='{_CELL}'>{html.escape(h)}</th>" for h in head]
+    out.append("</tr></thead><tbody>")
+    for r in s.rows:
+        mark = (" style='font-weight:600;background:var(--jp-brand-color3,#e3f2fd)'"
+                if r is best else "")
+        title = f" title='{html.escape(r.message, quote=True)}'" if r.message else ""
+        cells = [str(r.number)] + [_value(r.values.get(n)) for n in s.spaces]
+        cells += [fmt(r.value), r.state, fmt_duration(r.duration) if r.duration else ""]
+        out.append(f"<tr{mark}{title}>" + "".join(
+            f"<td style='{_CELL}'>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, float):
+        return fmt(v)
+    if isinstance(v, tuple):
+        return "x".join(str(i) for i in v)
+    return "" if v is None else str(v)
+
+
+def objective_svg(s: SearchState) -> str:
+    """Each ended trial's objective (dots by state) and the best-so-far line."""
+    points = [(r.number, r.value, r.state) for r in s.rows
+              if r.value is not None and r.state in ("complete", "pruned")]
+    if not points:
+        return ""
+    xa = x_axis(max(p[0] for p in points), 0 if len(points) > 1 else points[0][0])
+    ya = y_axis([p[1] for p in points], s.objective, lower=s.direction == "min")
+    w, h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    import math
+    log = ya.scale == "log"
+    f = (lambda v: math.log10(v)) if log else (lambda v: v)
+    lo, hi = f(ya.lo), f(ya.hi)
+    px = lambda x: LEFT + (x - xa.lo) * w / ((xa.hi - xa.lo) or 1)
+    py = lambda y: TOP + (hi - f(y)) * h / ((hi - lo) or 1)
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{HEIGHT}' "
+           f"data-scale='{ya.scale}' style='font:12px var(--jp-ui-font-family,sans-serif)'>"]
+    for t, label in zip(ya.ticks, ya.labels):
+        y = py(t)
+        out.append(f"<line x1='{LEFT}' x2='{LEFT + w}' y1='{y:.1f}' y2='{y:.1f}' "
+                   "stroke='var(--jp-border-color2,#ddd)'/>"
+                   f"<text x='{LEFT - 6}' y='{y + 4:.1f}' text-anchor='end' "
+                   f"fill='var(--jp-ui-font-color1,#333)'>{label}</text>")
+    for t, label in zip(xa.ticks, xa.labels):
+        out.append(f"<text x='{px(t):.1f}' y='{TOP + h + 16}' text-anchor='middle' "
+                   f"fill='var(--jp-ui-font-color1,#333)'>{label}</text>")
+    out.append(f"<text x='{LEFT + w / 2}' y='{HEIGHT - 4}' text-anchor='middle' "
+               "fill='var(--jp-ui-font-color1,#333)'>trial</text>")
+    best, line = None, []
+    for n, v, state in sorted(points):
+        if state == "complete" and (best is None or (v < best if s.direction == "min" else v > best)):
+            best = v
+        if best is not None:
+            line.append(f"{px(n):.1f},{py(best):.1f}")
+    if line:
+        out.append(f"<polyline points='{' '.join(line)}' fill='none' stroke='#d62728' "
+                   "stroke-width='1.5'><title>best so far</title></polyline>")
+    for n, v, state in points:
+        out.append(f"<circle cx='{px(n):.1f}' cy='{py(v):.1f}' r='3.5' "
+                   f"fill='{_STATE_COLOR[state]}'><title>trial {n}: {fmt(v)} ({state})"
+                   "</title></circle>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def objective_png(s: SearchState) -> Optional[bytes]:
+    """The record's chart: the objective by trial and the best so far, at 2x."""
+    points = [(r.number, r.value, r.state) for r in s.rows
+              if r.value is not None and r.state in ("complete", "pruned")]
+    if not points:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(WIDTH / 72, HEIGHT / 72), dpi=144)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((LEFT / WIDTH, BOTTOM / HEIGHT, 1 - (LEFT + RIGHT) / WIDTH,
+                       1 - (TOP + BOTTOM) / HEIGHT))
+    for state in ("complete", "pruned"):
+        xs = [p[0] for p in points if p[2] == state]
+        ax.scatter(xs, [p[1] for p in points if p[2] == state], s=18,
+                   color=_STATE_COLOR[state], label=state, zorder=3)
+    best, bx, by = None, [], []
+    for n, v, state in sorted(points):
+        if state == "complete" and (best is None or (v < best if s.direction == "min" else v > best)):
+            best = v
+        if best is not None:
+            bx.append(n)
+            by.append(best)
+    ax.step(bx, by, where="post", color="#d62728", lw=1.5, label="best so far")
+    ax.set_xlabel("trial", fontsize=12)
+    ax.set_ylabel(s.objective, fontsize=12)
+    ax.tick_params(labelsize=11)
+    ax.grid(True, color="#ddd")
+    ax.legend(fontsize=10, frameon=False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+class SearchView:
+    """The two live outputs of a search (or nothing, with `--quiet`)."""
+
+    def __init__(self, state: SearchState, quiet: bool = False, update_interval: float = 0.5,
+                 text: bool = False):
+        self.s, self.quiet, self.interval, self.text = state, quiet, update_interval, text
+        self._printed = 0
+        self._main = self._chart = None
+        self._last = 0.0
+        self._chart_html = ""
+
+    def start(self) -> None:
+        if self.quiet or self.text:
+            return
+        from IPython.display import display
+        self._main = display(Html(search_html(self.s), self.summary()), display_id=True)
+        self._chart = display(Html(""), display_id=True)
+
+    def progress(self, text: str, fraction: float) -> None:
+        """The trial in flight moved (an epoch ended); throttled."""
+        self.s.current, self.s.current_fraction = text, fraction
+        now = time.perf_counter()
+        if now - self._last >= self.interval:
+            self.draw()
+
+    def draw(self) -> None:
+        if self.text and not self.quiet:  # no HTML frontend: one line per ended trial
+            for r in self.s.finished()[self._printed:]:
+                print(f"trial {r.number}: {r.state} · {self.s.objective} {fmt(r.value)} · "
+                      + ", ".join(f"{k} {_value(v)}" for k, v in r.values.items())
+                      + (f" · {r.message}" if r.message else ""))
+            self._printed = len(self.s.finished())
+            return
+        if self.quiet or self._main is None:
+            return
+        self._last = time.perf_counter()
+        self._main.update(Html(search_html(self.s), self.summary()))
+        chart = objective_svg(self.s)
+        if chart != self._chart_html:
+            self._chart_html = chart
+            self._chart.update(Html(chart))
+
+    def finish(self) -> None:
+        """The record: the final table, and the chart as one PNG."""
+        if self.quiet or self.text:
+            self.draw()
+            print(self.summary())
+            return
+        self._main.update(Html(search_html(self.s), self.summary()))
+        png = objective_png(self.s)
+        if png is not None:
+            from ..view.record import PlotImage
+            self._chart.update(PlotImage(png, self.s.study, (WIDTH, HEIGHT)))
+
+    def summary(self) -> str:
+        best = self.s.best()
+        text = f"{self.s.study}: {len(self.s.finished())} trials, {self.s.status}"
+        if best is not None:
+            text += f", best trial {best.number}: {self.s.objective} {fmt(best.value)}"
+        return text

@@ -1,0 +1,103 @@
+"""`%tune`: a real search of a spec's spaces with Optuna, as a user runs it."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from nbkeras.errors import UsageError
+
+pytest.importorskip("optuna")
+
+DATA = """
+import numpy as np, keras
+from sklearn.datasets import load_digits
+d = load_digits()
+x = (d.data[:400] / 16).astype('float32'); y = d.target[:400]
+xv = (d.data[400:500] / 16).astype('float32'); yv = d.target[400:500]
+"""
+SPEC = """%%model tn
+input 64
+dense {8, 32}@width relu
+dropout 0.0..0.5
+dense 10 softmax
+optimizer adam lr=1e-3..1e-2:log"""
+
+
+@pytest.fixture
+def tn(ip):
+    ip.run_cell(DATA).raise_error()
+    ip.run_cell(SPEC).raise_error()
+    return ip
+
+
+def test_a_search_returns_its_trials_best_first_and_binds_the_best_model(tn):
+    df = tn.run_line_magic("tune", "tn x y --trials 3 -e 2 --val xv yv --seed 3 --quiet")
+    assert list(df.columns) == ["trial", "value", "state", "duration", "width", "dropout.rate",
+                                "optimizer.learning_rate"]
+    assert len(df) == 3 and list(df["state"]) == ["complete"] * 3
+    assert list(df["value"]) == sorted(df["value"])          # val_loss: lower first
+    best = df.iloc[0]
+    tn_model = tn.user_ns["tn"]
+    assert tn_model.best_params["width"] == best["width"]
+    # NAME holds the best trial's trained weights, not a retrained copy
+    held = tn_model.evaluate(tn.user_ns["xv"], tn.user_ns["yv"], verbose=0, return_dict=True)
+    assert held["loss"] == pytest.approx(best["value"], rel=1e-4)
+    import nbkeras
+    trials = [r for r in nbkeras.runs(model="tn") if r["study"] == "tn"]
+    assert sorted(r["trial"] for r in trials) == [0, 1, 2]
+    assert all(r["status"] == "completed" for r in trials)
+
+
+def test_the_same_seed_gives_the_same_trial_values(tn):
+    a = tn.run_line_magic("tune", "tn x y --trials 2 -e 1 --val xv yv --seed 7 --study a --quiet")
+    b = tn.run_line_magic("tune", "tn x y --trials 2 -e 1 --val xv yv --seed 7 --study b --quiet")
+    cols = ["trial", "width", "dropout.rate", "optimizer.learning_rate"]
+    assert a.sort_values("trial")[cols].values.tolist() == b.sort_values("trial")[cols].values.tolist()
+
+
+def test_a_trial_keras_rejects_fails_alone_and_the_search_goes_on(ip):
+    ip.run_cell(DATA + "\nimg = x.reshape(-1, 8, 8, 1)").raise_error()
+    ip.run_cell("%%model cnn\ninput 8x8x1\nconv2d 4 {3, 12} relu\nflatten\ndense 10 softmax"
+                ).raise_error()
+    df = ip.run_line_magic("tune", "cnn img y --trials 4 -e 1 --val-split 0.2 --sampler grid "
+                                   "--quiet")
+    states = dict(zip(df["conv2d.kernel_size"].astype(str), df["state"]))
+    assert states["3"] == "complete" and states["12"] == "failed"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("plain x y --trials 2", "has no search space"),
+    ("tn x y --trials 2 --sampler grid", "--sampler grid needs every space"),
+    ("tn x y --trials 2 --workers 2", "--workers is not available yet"),
+    ("tn x y", "give --trials N"),
+    ("tn x y --trials 1 --storage nosuch://x", "cannot be opened"),
+    ("tn x y --trials 1 --sampler tpr", "did you mean `tpe`"),
+])
+def test_user_errors_are_one_line_before_any_trial(tn, line, message):
+    tn.run_cell("%%model plain\ninput 64\ndense 10 softmax").raise_error()
+    with pytest.raises(UsageError, match=message):
+        tn.run_line_magic("tune", line + " -e 1 --quiet")
+    import nbkeras
+    assert not [r for r in nbkeras.runs() if r["study"]]     # nothing ran
+
+
+def test_a_study_is_not_overwritten_and_resumes_in_a_new_process(tn, nbkeras_home):
+    tn.run_line_magic("tune", "tn x y --trials 2 -e 1 --val xv yv --seed 1 --quiet")
+    with pytest.raises(UsageError, match="exists already"):
+        tn.run_line_magic("tune", "tn x y --trials 1 -e 1 --val xv yv --quiet")
+    code = textwrap.dedent(f"""
+        from IPython.core.interactiveshell import InteractiveShell
+        ip = InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "nbkeras")
+        ip.run_cell({DATA!r}).raise_error()
+        ip.run_cell({SPEC!r}).raise_error()
+        df = ip.run_line_magic("tune", "tn x y --trials 2 -e 1 --val xv yv --resume --quiet")
+        print("TRIALS", sorted(df["trial"]))
+    """)
+    env = dict(os.environ, NBKERAS_HOME=str(nbkeras_home), TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert "TRIALS [0, 1, 2, 3]" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
