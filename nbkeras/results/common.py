@@ -94,23 +94,14 @@ def check_inputs(model, x, what: str = "X") -> None:
 
 def output_kind(model) -> str:
     """'softmax', 'sigmoid', 'logits' (a cross-entropy loss on a linear output)
-    or 'regression', for a single-output model; 'multi' for several outputs."""
+    or 'regression', for a single-output model; 'multi' for several outputs.
+    The kind itself is `metricvocab.output_kind`'s (the one vocabulary)."""
+    from ..metricvocab import output_kind as kind_of
     if len(getattr(model, "outputs", None) or []) != 1:
         return "multi"
     layer = model.layers[-1] if model.layers else None
-    act = getattr(layer, "activation", None)
-    name = getattr(act, "__name__", "") or type(act).__name__
-    name = name.lower()
-    if "softmax" in name:
-        return "softmax"
-    if "sigmoid" in name:
-        return "sigmoid"
-    loss = getattr(model, "loss", None)
-    loss_name = (loss if isinstance(loss, str) else
-                 getattr(loss, "name", None) or getattr(loss, "__name__", "") or "")
-    if "crossentropy" in str(loss_name).lower():
-        return "logits"
-    return "regression"
+    kind = kind_of(layer, getattr(model, "loss", None))
+    return {"classifier": "softmax", "binary": "sigmoid", "multilabel": "sigmoid"}.get(kind, kind)
 
 
 def class_indices(pred, kind: str):
