@@ -138,6 +138,16 @@ def open_lab(browser, lab, path="", width=1400, height=900):
     return context, page
 
 
+def wait_for_kernel(page):
+    """Until the notebook's kernel is idle (choosing it when JupyterLab asks)."""
+    kernel = page.get_by_role("button", name=re.compile(r"Python 3 \(ipykernel\) \| Idle"))
+    select_kernel = page.get_by_role("dialog").get_by_role("button", name="Select Kernel")
+    expect(kernel.or_(select_kernel).first).to_be_visible(timeout=90_000)
+    if select_kernel.is_visible():
+        select_kernel.click()
+    expect(kernel).to_be_visible(timeout=90_000)
+
+
 def show_sidebar(page):
     tab = page.get_by_role("tab", name="Keras runs")
     expect(tab).to_be_visible(timeout=30_000)
@@ -205,12 +215,7 @@ def test_notebook_training_shows_live_in_the_sidebar(lab, browser):
     try:
         notebook = page.locator(".jp-NotebookPanel")
         expect(notebook).to_be_visible(timeout=60_000)
-        kernel = page.get_by_role("button", name=re.compile(r"Python 3 \(ipykernel\) \| Idle"))
-        select_kernel = page.get_by_role("dialog").get_by_role("button", name="Select Kernel")
-        expect(kernel.or_(select_kernel).first).to_be_visible(timeout=90_000)
-        if select_kernel.is_visible():
-            select_kernel.click()
-        expect(kernel).to_be_visible(timeout=90_000)
+        wait_for_kernel(page)
         _, panel = show_sidebar(page)
         if not Registry(lab.home).run_summaries():
             expect(panel.get_by_text("No runs yet")).to_be_visible()

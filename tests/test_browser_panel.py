@@ -18,7 +18,8 @@ import time
 
 from playwright.sync_api import expect
 
-from test_browser import IMG, browser, lab, open_lab, write_notebook  # noqa: F401  (fixtures)
+from test_browser import (IMG, browser, lab, open_lab, wait_for_kernel,  # noqa: F401
+                          write_notebook)
 
 EPOCHS = 24
 CELLS = [
@@ -28,15 +29,6 @@ CELLS = [
     "%%model live_nb --seed 0\ninput 64\ndense 32 relu\ndense 10 softmax",
     f"%fit live_nb x y -e {EPOCHS} -b 4 --val-split 0.2",
 ]
-
-
-def _wait_idle(page):
-    kernel = page.get_by_role("button", name=re.compile(r"Python 3 \(ipykernel\) \| Idle"))
-    select = page.get_by_role("dialog").get_by_role("button", name="Select Kernel")
-    expect(kernel.or_(select).first).to_be_visible(timeout=90_000)
-    if select.is_visible():
-        select.click()
-    expect(kernel).to_be_visible(timeout=90_000)
 
 
 SAMPLE_JS = """(el) => {
@@ -59,7 +51,7 @@ def test_live_panel_draws_every_epoch_and_agrees_with_itself(lab, browser):
     try:
         notebook = page.locator(".jp-NotebookPanel")
         expect(notebook).to_be_visible(timeout=60_000)
-        _wait_idle(page)
+        wait_for_kernel(page)
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_role("menuitem", name=re.compile("^Run All Cells")).click()
         output = notebook.locator(".jp-CodeCell").nth(3).locator(".jp-OutputArea")

@@ -123,13 +123,18 @@ def _optimizer(spec: ModelSpec) -> Tuple[Any, str]:
         if len(stmt.args) == 1:
             return name, _code(name)
     options = _options(cls, list(stmt.args[1:]), stmt, {"lr": "learning_rate"})
+    return _construct(cls, options, stmt, "keras.optimizers")
+
+
+def _construct(cls, kwargs: Dict[str, Any], stmt: SettingStmt, module: str) -> Tuple[Any, str]:
+    """`cls(**kwargs)` and its code; Keras' complaint becomes a SpecError on `stmt`."""
     try:
-        optimizer = cls(**options)
-    except Exception as exc:  # noqa: BLE001
+        obj = cls(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - any Keras complaint is the user's
         raise SpecError(f"`{stmt.text}` failed in Keras: {short(exc)}", stmt.line, stmt.column,
                         stmt.text) from None
-    args = ", ".join(f"{k}={_code(v)}" for k, v in options.items())
-    return optimizer, f"keras.optimizers.{cls.__name__}({args})"
+    args = ", ".join(f"{k}={_code(v)}" for k, v in kwargs.items())
+    return obj, f"{module}.{cls.__name__}({args})"
 
 
 def _loss(arg: Arg, options: List[Arg], stmt: SettingStmt) -> Tuple[Any, str]:
@@ -137,14 +142,7 @@ def _loss(arg: Arg, options: List[Arg], stmt: SettingStmt) -> Tuple[Any, str]:
     if not options:
         return name, _code(name)
     cls = _class_for(keras.losses, keras.losses.Loss, name)
-    kwargs = _options(cls, options, stmt)
-    try:
-        obj = cls(**kwargs)
-    except Exception as exc:  # noqa: BLE001
-        raise SpecError(f"`{stmt.text}` failed in Keras: {short(exc)}", stmt.line, stmt.column,
-                        stmt.text) from None
-    args = ", ".join(f"{k}={_code(v)}" for k, v in kwargs.items())
-    return obj, f"keras.losses.{cls.__name__}({args})"
+    return _construct(cls, _options(cls, options, stmt), stmt, "keras.losses")
 
 
 def _is_option(loss: Arg, key: str) -> bool:
