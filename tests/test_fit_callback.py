@@ -210,9 +210,11 @@ def _panel(monkeypatch, **kwargs):
 
     class Handle:
         def __init__(self, n):
-            self.n = n
+            self.n, self.display_id = n, f"id{n}"
 
-        def update(self, obj):
+        def update(self, obj, raw=False):
+            if raw:  # the live updates send mime bundles
+                obj = panel_mod.Html(obj["text/html"], obj.get("text/plain", ""))
             shown[self.n] = obj
             log.append(("update", self.n))
 

@@ -165,3 +165,27 @@ def test_interrupt_stops_training_and_the_queued_cells(kernel):
     assert "(3, 10)" in _text(outs) and "stopped" in _text(outs)
     reply, outs = _run(kc, "h = %fit clf x y -e 1 --quiet")
     assert reply["content"]["status"] == "ok" and "completed" in _text(outs)
+
+
+def test_the_live_panel_updates_its_own_outputs_in_a_real_kernel(kernel):
+    """The panel's updates are update_display_data messages for the display
+    ids it showed, parented to the %fit cell (sent straight to IOPub, not
+    through IPython's stream-flushing display path)."""
+    km, kc = kernel
+    for code in ["%load_ext nbkeras", DATA, MODEL,
+                 "from nbkeras.view.publish import OutputUpdater, _direct\n"
+                 "assert _direct(get_ipython().display_pub), 'ipykernel changed its publisher'"]:
+        reply, outs = _run(kc, code)
+        assert reply["content"]["status"] == "ok", _text(outs)
+    reply, outs = _run(kc, "h = %fit clf x y -e 8 -b 8 --update-interval 0.05")
+    assert reply["content"]["status"] == "ok", _text(outs)
+    shown = [m["content"]["transient"]["display_id"] for m in outs
+             if m["msg_type"] == "display_data" and m["content"].get("transient")]
+    updates = [m for m in outs if m["msg_type"] == "update_display_data"]
+    assert len(shown) == 2                                   # the panel and its chart
+    assert {m["content"]["transient"]["display_id"] for m in updates} == set(shown)
+    assert len(updates) >= 8                                 # at least one per epoch
+    parents = {m["parent_header"]["msg_id"] for m in updates}
+    assert parents == {reply["parent_header"]["msg_id"]}
+    last = [m for m in updates if m["content"]["transient"]["display_id"] == shown[0]][-1]
+    assert "data-status='completed'" in last["content"]["data"]["text/html"]

@@ -25,6 +25,7 @@ from typing import Optional
 from .chart import chart_svg
 from .plots import warm_up
 from .progress import RunState
+from .publish import OutputUpdater
 from .record import panel_html, show_record
 
 
@@ -67,6 +68,8 @@ class Panel:
         self._handle = display(Html(panel_html(state), state.summary()), display_id=True)
         self._chart_value = chart_svg(state, trace=state.trace or None)
         self._chart_handle = display(Html(self._chart_value), display_id=True)
+        self._main_out = OutputUpdater(self._handle)
+        self._chart_out = OutputUpdater(self._chart_handle)
 
     def batch(self, state: RunState) -> None:
         self.draw(state)
@@ -83,7 +86,7 @@ class Panel:
         """Render every part from one snapshot and send what changed."""
         main = panel_html(state)
         chart = chart_svg(state, trace=state.trace or None)
-        self._handle.update(Html(main, state.summary()))
+        self._main_out.update({"text/html": main, "text/plain": state.summary()})
         if chart != self._chart_value:
             self._chart_value = chart
-            self._chart_handle.update(Html(chart))
+            self._chart_out.update({"text/html": chart, "text/plain": ""})
