@@ -238,27 +238,28 @@ def test_panel_shows_every_part_from_one_snapshot_and_leaves_the_record(monkeypa
     state = RunState(name="m", epochs=10, steps=20)
     state.begin_epoch(0)
     p.start(state)
-    assert log == [("display", 0), ("display", 1)]          # the panel, then its chart
-    assert "compiling…" in shown[0].html
+    assert log == [("display", 0), ("display", 1)]   # the panel, then a place for the record's chart
+    assert "compiling…" in shown[0].html and shown[1].html == ""
     state.end_batch(1)
     state.end_batch(10)
     state.add_trace(1.5)
     p.batch(state)
-    assert "10/20" in shown[0].html and "<svg" in shown[1].html   # the trace alone draws
+    assert "10/20" in shown[0].html and "<svg" in shown[0].html   # the trace alone draws
     for e in range(3):
         if e:
             state.begin_epoch(e)
         state.end_epoch({"loss": 1.0 / (e + 1), "val_loss": 1.1 / (e + 1)})
         p.epoch(state)
-        # header/bar/table agree; the chart is redrawn with the new epoch
+        # one message: header/bar/table agree, and the chart is redrawn with the new epoch
+        assert log[-1] == ("update", 0)
         assert set(_done(shown[0].html)) == {e + 1}
         assert f"{e + 1}/10" in shown[0].html and "20/20" in shown[0].html  # batch bar full
-        assert shown[1].html.count("<svg") == 1
+        assert shown[0].html.count("<svg") == 1
         assert shown[0]._repr_mimebundle_()["text/plain"].startswith("m: epoch")
     state.finish("stopped", "stopped at epoch 4 of 10")
     p.finish(state)
     assert log[-2:] == [("update", 0), ("update", 1)]      # the record in place, then the chart
-    assert "stopped at epoch 4 of 10" in shown[0].html
+    assert "stopped at epoch 4 of 10" in shown[0].html and "<svg" not in shown[0].html
     data, meta = shown[1]._repr_mimebundle_()
     assert data["image/png"].startswith(b"\x89PNG")
     assert meta["image/png"]["width"] > 0                          # shown at its CSS size

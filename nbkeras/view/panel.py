@@ -1,21 +1,23 @@
-"""The live training panel: two HTML outputs updated in place.
+"""The live training panel: one HTML output updated in place.
 
-The panel is plain HTML in two outputs of the cell, each updated in place
-with Jupyter's standard `update_display_data` message (IPython's display
-handles): the first holds the header, the epoch bar, the batch bar and the
-metric table (`record.panel_html`), the second the history chart as inline
-SVG (`chart.chart_svg`), built in Python from the numbers in well under a
-millisecond and drawn by the browser. Every frontend that shows a kernel's
+The panel is plain HTML in one output of the cell, updated in place with
+Jupyter's standard `update_display_data` message: the header, the epoch
+bar, the batch bar and the metric table (`record.panel_html`) and the
+history chart as inline SVG (`chart.chart_svg`), built in Python from the
+numbers in well under a millisecond and drawn by the browser. One message
+an update (not one per part): on a fast step every message the kernel's
+IOPub thread handles takes the GIL from the training loop. Every frontend that shows a kernel's
 HTML output renders it: JupyterLab, Notebook 7, VS Code, Colab, with no
 widget library and no custom frontend code. And nothing is left behind: no
 widget model lives on in the kernel, and a notebook executed headlessly
 (nbclient) or saved keeps only the final record, no widget state.
 
-Each update renders both outputs from one snapshot of the `RunState` and
-sends them back to back, so no two parts of the panel ever disagree by
-more than the batch in flight. When the run ends, the same two outputs
-become the static record (the HTML, and the chart as one 2x PNG of the
-same size), so nothing jumps. Imports no Keras.
+Each update renders every part from one snapshot of the `RunState` in one
+message, so no two parts of the panel ever disagree. A second, empty output
+below it receives the record's chart: when the run ends the panel's output
+becomes the static record's HTML and the chart moves, as one 2x PNG of the
+same size, into that output, at the same place, so nothing jumps. Imports
+no Keras.
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ class Panel:
     def __init__(self, update_interval: float = 0.2):
         self.update_interval = update_interval
         self._handle = self._chart_handle = None
-        self._chart_value = ""
         self.state: Optional[RunState] = None
 
     def __repr__(self) -> str:
@@ -65,11 +66,9 @@ class Panel:
 
         self.state = state
         warm_up()  # imports matplotlib for the record while training runs (once per kernel)
-        self._handle = display(Html(panel_html(state), state.summary()), display_id=True)
-        self._chart_value = chart_svg(state, trace=state.trace or None)
-        self._chart_handle = display(Html(self._chart_value), display_id=True)
-        self._main_out = OutputUpdater(self._handle)
-        self._chart_out = OutputUpdater(self._chart_handle)
+        self._handle = display(Html(self._html(state), state.summary()), display_id=True)
+        self._chart_handle = display(Html(""), display_id=True)  # the record's chart, later
+        self._out = OutputUpdater(self._handle)
 
     def batch(self, state: RunState) -> None:
         self.draw(state)
@@ -83,10 +82,9 @@ class Panel:
 
     # -- drawing ------------------------------------------------------------------------
     def draw(self, state: RunState) -> None:
-        """Render every part from one snapshot and send what changed."""
-        main = panel_html(state)
-        chart = chart_svg(state, trace=state.trace or None)
-        self._main_out.update({"text/html": main, "text/plain": state.summary()})
-        if chart != self._chart_value:
-            self._chart_value = chart
-            self._chart_out.update({"text/html": chart, "text/plain": ""})
+        """Render every part from one snapshot and send it as one message."""
+        self._out.update({"text/html": self._html(state), "text/plain": state.summary()})
+
+    @staticmethod
+    def _html(state: RunState) -> str:
+        return panel_html(state) + chart_svg(state, trace=state.trace or None)
