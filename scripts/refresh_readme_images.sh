@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# Refresh the README's pictures (docs/img/sidebar.png, fit-panel.png, fit-panel-live.png,
-# fit-record.png).
+# Refresh the README's pictures (docs/img/sidebar.png, sidebar-compare.png,
+# fit-panel-live.png, fit-record.png).
 #
 # The browser tests that train a model in JupyterLab take them; it writes
 # them to test-artifacts/screenshots/ (ignored by git), so running the test
-# suite never changes a tracked file. This script runs those two tests and
+# suite never changes a tracked file. This script runs those tests and
 # copies its screenshots into docs/img/, for a person to look at and commit.
 # Needs Debian's chromium (apt-get install -y chromium) and a set-up .venv
 # (bash scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shots=test-artifacts/screenshots
-images=(sidebar.png fit-panel.png fit-panel-live.png fit-record.png)
+images=(sidebar.png sidebar-compare.png fit-panel-live.png fit-record.png)
 for name in "${images[@]}"; do rm -f "$shots/$name"; done
 NBKERAS_HOME="$(mktemp -d)" TF_CPP_MIN_LOG_LEVEL=3 PYTHONHASHSEED=0 \
   .venv/bin/python -m pytest -q -p no:cacheprovider \
   "tests/test_browser.py::test_notebook_training_shows_live_in_the_sidebar" \
-  "tests/test_browser_panel.py::test_live_panel_draws_every_epoch_and_agrees_with_itself" "$@"
+  "tests/test_browser_panel.py::test_live_panel_draws_every_epoch_and_agrees_with_itself" \
+  "tests/test_browser_sidebar.py::test_compare_two_runs_and_delete_one_at_the_default_width" "$@"
 mkdir -p docs/img
 for name in "${images[@]}"; do
   if [ ! -s "$shots/$name" ]; then
