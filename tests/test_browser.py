@@ -55,6 +55,8 @@ def _free_port() -> int:
 class Lab:
     """A JupyterLab server in a subprocess, with everything in `base`."""
 
+    app = "jupyterlab"  # the module `python -m` starts (Notebook 7: "notebook")
+
     def __init__(self, base: Path, extra_args=()):
         self.base = base
         self.home = base / "nbkeras-home"
@@ -74,7 +76,7 @@ class Lab:
                    TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
         self.log = open(base / "lab.log", "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+            [sys.executable, "-m", self.app, "--no-browser", "--allow-root",
              "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
              "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
              f"--ServerApp.root_dir={self.root}",
