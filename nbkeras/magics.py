@@ -90,6 +90,8 @@ class NbkerasMagics(Magics, Configurable):
     @argument("--jit", action="store_true", help="Compile with XLA.")
     @argument("--steps-per-execution", metavar="N|auto")
     @argument("--text", action="store_true", help="Force the plain-text progress view.")
+    @argument("--cv", type=int, metavar="K", help="K-fold cross-validation: one copy per fold; returns a DataFrame.")
+    @argument("--cv-shuffle", action="store_true", help="Shuffle before splitting the folds (with --seed).")
     @line_magic
     def fit(self, line):
         """Train a model with a live progress panel and history plot."""

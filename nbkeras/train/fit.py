@@ -16,6 +16,7 @@ import math
 
 from ..errors import UsageError, did_you_mean
 from ..state import get_info
+from .checks import settle_losses
 
 
 def find_model(shell, name: str):
@@ -69,6 +70,10 @@ def run_fit(shell, args, magics):
     for note in plan.notes:
         print(f"nbkeras: {note}")
     enable_memory_growth()
+    if args.cv is not None:
+        from .cv import run_cv
+        settle_losses(model, info, plan.settle)  # the copies share the settled loss
+        return run_cv(shell, args, plan, model, info)
     with FitSession(shell, plan, model, info) as session:
         state, view = start_view(shell, plan, session, magics)
         live = start_live(plan, session, state, view, magics)
