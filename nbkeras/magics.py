@@ -115,7 +115,7 @@ class NbkerasMagics(Magics, Configurable):
     @argument("--resume", action="store_true", help="Continue an existing study.")
     @argument("--storage", metavar="URL", help="Optuna storage URL (default: SQLite beside the registry).")
     @argument("--workers", type=int, metavar="N", help="Not available yet.")
-    @argument("--cv", type=int, metavar="K", help="Not available yet.")
+    @argument("--cv", type=int, metavar="K", help="Score each trial by K-fold cross-validation (mean over folds).")
     @argument("-e", "--epochs", type=int, default=10)
     @argument("-b", "--batch-size", type=int, default=32)
     @argument("--val", nargs="+", metavar="EXPR")

@@ -72,6 +72,7 @@ def test_a_trial_keras_rejects_fails_alone_and_the_search_goes_on(ip):
     ("plain x y --trials 2", "has no search space"),
     ("tn x y --trials 2 --sampler grid", "--sampler grid needs every space"),
     ("tn x y --trials 2 --workers 2", "--workers is not available yet"),
+    ("tn x y --trials 2 --cv 2 --val-split 0.2", "holds out each fold"),
     ("tn x y", "give --trials N"),
     ("tn x y --trials 1 --storage nosuch://x", "cannot be opened"),
     ("tn x y --trials 1 --sampler tpr", "did you mean `tpe`"),
@@ -101,3 +102,15 @@ def test_a_study_is_not_overwritten_and_resumes_in_a_new_process(tn, nbkeras_hom
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=300)
     assert "TRIALS [0, 1, 2, 3]" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+
+
+def test_a_cross_validated_search_scores_each_trial_by_the_mean_over_folds(tn):
+    df = tn.run_line_magic("tune", "tn x y --trials 2 -e 1 --cv 2 --seed 5 --quiet")
+    assert list(df["state"]) == ["complete", "complete"]
+    import nbkeras
+    folds = [r for r in nbkeras.runs(model="tn") if r["options"].get("cv_group")]
+    assert len(folds) == 4 and {r["trial"] for r in folds} == {0, 1}
+    for trial, value in zip(df["trial"], df["value"]):
+        runs = [r for r in folds if r["trial"] == trial]
+        mean = sum(r["last"]["val_loss"] for r in runs) / len(runs)
+        assert value == pytest.approx(mean, rel=1e-6)

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from ..errors import SpecError, TrainingStopped, UsageError
-from ..notebook.lineargs import split_line
 from .view import SearchState, SearchView, TrialRow
 
 
@@ -37,6 +36,10 @@ def _fit_args(magics, args, x_expr: str, y_expr: Optional[str]):
         words += ["--early-stop", str(args.early_stop)]
     if args.objective:
         words += ["--monitor", args.objective]
+    if args.cv is not None:
+        words += ["--cv", str(args.cv)]
+        if args.seed is not None:
+            words += ["--cv-shuffle", "--seed", str(args.seed)]
     return magics.fit.parser.parse_args(words)
 
 
@@ -133,6 +136,48 @@ def _train_trial(shell, spec, fit_args, info0, values, trial, objective, view, s
     return model, session, value, pruned, state
 
 
+class _CVOutcome:
+    """What the search loop reads of a cross-validated trial (a session's fields)."""
+
+    def __init__(self, status="completed", error=None):
+        self.status, self.error, self.run_id = status, error, None
+
+
+def _cv_trial(shell, spec, fit_args, info0, values, trial, objective, view, study_name):
+    """One trial scored by K-fold cross-validation: the mean of `objective`
+    over the folds (no pruning: a fold is not an epoch). Returns the model at
+    its initial weights, as `%fit --cv` leaves it."""
+    from ..errors import TrainingStopped
+    from ..modelbuild.build import build
+    from ..state import ModelInfo, set_info
+    from ..train.checks import settle_losses
+    from ..train.cv import run_cv
+    from ..train.plan import build_plan
+
+    result = build(spec, fit_args.name, values=values)
+    model = result.model
+    info = set_info(model, ModelInfo(
+        name=fit_args.name, spec_text=info0.spec_text, version_id=info0.version_id,
+        compile_kwargs=result.compile_kwargs, deferred_losses=dict(result.deferred_losses),
+        extra={"space_values": dict(values), "study": study_name, "trial": trial.number}))
+    plan = build_plan(shell, fit_args, model, info)
+    plan.options.update(study=study_name, trial=trial.number,
+                        values={k: _jsonable(v) for k, v in values.items()})
+    settle_losses(model, info, plan.settle)
+    view.progress(f"{fit_args.cv}-fold cross-validation…", 0.0)
+    try:
+        frame = run_cv(shell, fit_args, plan, model, info)
+    except TrainingStopped:
+        return model, _CVOutcome("stopped"), None, ""
+    except Exception as exc:  # noqa: BLE001 - a fold's failure fails this trial only
+        return model, _CVOutcome("failed", exc), None, ""
+    if objective not in frame.columns or "mean" not in frame.index:
+        return model, _CVOutcome("failed", UsageError(
+            f"the folds do not log `{objective}`; they log "
+            f"{', '.join(c for c in frame.columns if c not in ('n_train', 'n_val', 'epochs', 'seconds'))}")), None, ""
+    return model, _CVOutcome(), float(frame.loc["mean", objective]), ""
+
+
 class _Null:
     def write(self, text):
         pass
@@ -153,10 +198,12 @@ def run_tune(shell, args, magics):
         import pandas as pd
     except ImportError:
         raise UsageError("%tune returns a pandas DataFrame: `pip install pandas`") from None
-    for flag, value in (("--workers", args.workers), ("--cv", args.cv)):
-        if value is not None:
-            raise UsageError(f"{flag} is not available yet in this version of %tune: run the "
-                             "search without it (trials run one at a time in this kernel)")
+    if args.workers is not None:
+        raise UsageError("--workers is not available yet in this version of %tune: run the "
+                         "search without it (trials run one at a time in this kernel)")
+    if args.cv is not None and (args.val or args.val_split is not None):
+        raise UsageError("--cv holds out each fold in turn as the validation data: drop --val "
+                         "and --val-split")
     if args.trials is None and args.timeout is None:
         raise UsageError("give --trials N (or --timeout SECONDS)")
     if args.trials is not None and args.trials < 1:
@@ -166,7 +213,7 @@ def run_tune(shell, args, magics):
     from ..metricvocab import direction as metric_direction
     from ..train.plan import build_plan
     plan0 = build_plan(shell, fit_args, model0, info0)  # data checked once, before any trial
-    objective = args.objective or plan0.monitor
+    objective = args.objective or ("val_loss" if args.cv else plan0.monitor)
     direction = args.direction or metric_direction(objective, model0)
     if direction not in ("min", "max"):
         raise UsageError(f"--direction {direction!r}: give min or max")
@@ -198,9 +245,13 @@ def run_tune(shell, args, magics):
             if args.seed is not None:
                 import keras
                 keras.utils.set_random_seed(args.seed + trial.number)
-            model, session, value, pruned, _ = _train_trial(
-                shell, spec, fit_args, info0, values, trial, objective, view, study_name)
-            row.run_id = session.run_id
+            if args.cv is not None:
+                model, session, value, pruned = _cv_trial(
+                    shell, spec, fit_args, info0, values, trial, objective, view, study_name)
+            else:
+                model, session, value, pruned, _ = _train_trial(
+                    shell, spec, fit_args, info0, values, trial, objective, view, study_name)
+                row.run_id = session.run_id
         except KeyboardInterrupt:
             row.state, row.message, stopped = "stopped", "interrupted before training", True
             grid_done |= _tell(study, trial, state=optuna.trial.TrialState.FAIL)
