@@ -279,12 +279,14 @@ def _step_size(args, model, steps: Optional[int]) -> int:
     return n
 
 
-def build_plan(shell, args, model, info) -> FitPlan:
+def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
     """Evaluate and check the data, and map every option onto Keras.
 
     Raises `UsageError` or `DataError` for a user's mistake; changes
     nothing (the model, its compile configuration, the dtype policy and the
-    registry stay as they were).
+    registry stay as they were). `probe_monitor=False` skips the one
+    evaluation that checks `--monitor` (`%tune`'s trials: checked once, before
+    the first).
     """
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: give at least 1")
@@ -363,7 +365,8 @@ def build_plan(shell, args, model, info) -> FitPlan:
                                     f"{type(cw).__name__}: give `balanced` or a dict class -> weight")
             kw["class_weight"] = {int(k): float(v) for k, v in cw.items()}
 
-    check_monitor(args, model, x, y)
+    if probe_monitor:
+        check_monitor(args, model, x, y)
     _callbacks(args, plan, model, info, has_val=bool(val is not None or args.val_split))
     _model_settings(args, plan, model)
     plan.options.update({k: v for k, v in vars(args).items()

@@ -108,7 +108,7 @@ def _train_trial(shell, spec, fit_args, info0, values, trial, objective, view, s
         name=fit_args.name, spec_text=info0.spec_text, version_id=info0.version_id,
         compile_kwargs=result.compile_kwargs, deferred_losses=dict(result.deferred_losses),
         extra={"space_values": dict(values), "study": study_name, "trial": trial.number}))
-    plan = build_plan(shell, fit_args, model, info)
+    plan = build_plan(shell, fit_args, model, info, probe_monitor=False)
     plan.options.update(study=study_name, trial=trial.number,
                         values={k: _jsonable(v) for k, v in values.items()})
     reporter = _Reporter(trial, objective, view, plan.epochs)
@@ -160,7 +160,7 @@ def _cv_trial(shell, spec, fit_args, info0, values, trial, objective, view, stud
         name=fit_args.name, spec_text=info0.spec_text, version_id=info0.version_id,
         compile_kwargs=result.compile_kwargs, deferred_losses=dict(result.deferred_losses),
         extra={"space_values": dict(values), "study": study_name, "trial": trial.number}))
-    plan = build_plan(shell, fit_args, model, info)
+    plan = build_plan(shell, fit_args, model, info, probe_monitor=False)
     plan.options.update(study=study_name, trial=trial.number,
                         values={k: _jsonable(v) for k, v in values.items()})
     settle_losses(model, info, plan.settle)
