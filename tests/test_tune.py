@@ -114,3 +114,22 @@ def test_a_cross_validated_search_scores_each_trial_by_the_mean_over_folds(tn):
         runs = [r for r in folds if r["trial"] == trial]
         mean = sum(r["last"]["val_loss"] for r in runs) / len(runs)
         assert value == pytest.approx(mean, rel=1e-6)
+
+
+def test_the_record_chart_adds_parallel_coordinates_and_stays_small():
+    import io
+    import random
+
+    from PIL import Image
+
+    from nbkeras.tune.view import HEIGHT, WIDTH, SearchState, TrialRow, objective_png
+    rng = random.Random(0)
+    state = SearchState(study="s", objective="val_loss", direction="min",
+                        spaces=["width", "dropout.rate"], planned=50)
+    for i in range(50):
+        state.rows.append(TrialRow(number=i, values={"width": rng.choice([16, 32, 64]),
+                                                     "dropout.rate": rng.random() / 2},
+                                   state="complete", value=rng.uniform(0.1, 1.5)))
+    png = objective_png(state)
+    assert Image.open(io.BytesIO(png)).size == (2 * WIDTH, 2 * 2 * HEIGHT)  # two panels, 2x
+    assert len(png) < 80_000

@@ -13,7 +13,6 @@ the number of trials. Imports no Keras.
 from __future__ import annotations
 
 import html
-import io
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -169,17 +168,22 @@ def objective_svg(s: SearchState) -> str:
 
 
 def objective_png(s: SearchState) -> Optional[bytes]:
-    """The record's chart: the objective by trial and the best so far, at 2x."""
+    """The record's chart, at 2x: the objective by trial with the best so far,
+    and below it (with two trials or more) a parallel-coordinates view of
+    every space against the objective, the best trial in red."""
     points = [(r.number, r.value, r.state) for r in s.rows
               if r.value is not None and r.state in ("complete", "pruned")]
     if not points:
         return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(WIDTH / 72, HEIGHT / 72), dpi=144)
+    done = [r for r in s.rows if r.state == "complete" and r.value is not None]
+    panels = 2 if len(done) >= 2 and s.spaces else 1
+    fig = Figure(figsize=(WIDTH / 72, panels * HEIGHT / 72), dpi=144)
     FigureCanvasAgg(fig)
-    ax = fig.add_axes((LEFT / WIDTH, BOTTOM / HEIGHT, 1 - (LEFT + RIGHT) / WIDTH,
-                       1 - (TOP + BOTTOM) / HEIGHT))
+    h = 1 / panels
+    ax = fig.add_axes((LEFT / WIDTH, 1 - h + h * BOTTOM / HEIGHT, 1 - (LEFT + RIGHT) / WIDTH,
+                       h * (1 - (TOP + BOTTOM) / HEIGHT)))
     for state in ("complete", "pruned"):
         xs = [p[0] for p in points if p[2] == state]
         ax.scatter(xs, [p[1] for p in points if p[2] == state], s=18,
@@ -196,10 +200,59 @@ def objective_png(s: SearchState) -> Optional[bytes]:
     ax.set_ylabel(s.objective, fontsize=12)
     ax.tick_params(labelsize=11)
     ax.grid(True, color="#ddd")
-    ax.legend(fontsize=10, frameon=False)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    ax.legend(fontsize=10, ncol=3, loc="upper right", frameon=True, framealpha=0.9,
+              edgecolor="none")
+    if panels == 2:
+        pax = fig.add_axes((LEFT / WIDTH, h * BOTTOM / HEIGHT, 1 - (LEFT + RIGHT) / WIDTH,
+                            h * (1 - (TOP + BOTTOM) / HEIGHT)))
+        _parallel(pax, s, done)
+    from ..view.plots import encode_png
+    return encode_png(fig)
+
+
+def _parallel(ax, s: SearchState, done: List[TrialRow]) -> None:
+    """Each complete trial as a line across one axis per space and the
+    objective (each scaled to its own range; choices by their order)."""
+    import math
+    names = list(s.spaces) + [s.objective]
+
+    def column(name):
+        raw = [r.value if name == s.objective else r.values.get(name) for r in done]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
+            vals = [float(v) for v in raw]
+            if min(vals) > 0 and max(vals) / min(vals) > 20:
+                vals = [math.log10(v) for v in vals]
+            lo, hi = min(vals), max(vals)
+            return [(v - lo) / (hi - lo) if hi > lo else 0.5 for v in vals], \
+                (_value(min(raw)), _value(max(raw)))
+        order = []
+        for v in raw:
+            if repr(v) not in order:
+                order.append(repr(v))
+        n = max(len(order) - 1, 1)
+        return [order.index(repr(v)) / n for v in raw], (_value(raw[0]), "")
+
+    cols = [column(n) for n in names]
+    best = s.best()
+    xs = list(range(len(names)))
+    for i, r in enumerate(done):
+        ys = [c[0][i] for c in cols]
+        is_best = r is best
+        ax.plot(xs, ys, color="#d62728" if is_best else "#1f77b4",
+                lw=2.2 if is_best else 1.0, alpha=1.0 if is_best else 0.45,
+                zorder=3 if is_best else 2)
+    for x, (_, (lo, hi)) in zip(xs, cols):
+        ax.axvline(x, color="#999", lw=0.8)
+        ax.text(x, -0.08, lo, ha="center", va="top", fontsize=9, color="#555")
+        if hi:
+            ax.text(x, 1.04, hi, ha="center", va="bottom", fontsize=9, color="#555")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(names, fontsize=10)
+    ax.set_yticks([])
+    ax.set_ylim(-0.12, 1.12)
+    ax.set_xlim(-0.3, len(names) - 0.7)
+    for side in ("top", "right", "left", "bottom"):
+        ax.spines[side].set_visible(False)
 
 
 class SearchView:
@@ -254,7 +307,9 @@ class SearchView:
         png = objective_png(self.s)
         if png is not None:
             from ..view.record import PlotImage
-            self._chart.update(PlotImage(png, self.s.study, (WIDTH, HEIGHT)))
+            panels = 2 if len([r for r in self.s.rows if r.state == "complete"]) >= 2 \
+                and self.s.spaces else 1
+            self._chart.update(PlotImage(png, self.s.study, (WIDTH, panels * HEIGHT)))
 
     def summary(self) -> str:
         best = self.s.best()

@@ -157,10 +157,10 @@ def record_png(state: RunState) -> Optional[Tuple[bytes, int, int]]:
                                   transform=fig.transFigure))
         fig.text(*at(x + 18, 16), label, fontsize=11.5, color=_TEXT_COLOR, va="baseline")
         x += 18 + text_width + 10
-    return _encode(fig), width, height
+    return encode_png(fig), width, height
 
 
-def _encode(fig) -> bytes:
+def encode_png(fig) -> bytes:
     """The figure as PNG bytes, in a palette of a few colours: the chart is
     flat colour with antialiased edges, and 64 colours keep it sharp at a
     third of the size of true colour."""
