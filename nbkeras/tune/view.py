@@ -20,7 +20,9 @@ from typing import Any, Dict, List, Optional
 from ..fmt import fmt, fmt_duration
 from ..view.chart import x_axis, y_axis
 from ..view.panel import Html
-from ..view.record import _CELL, _FONT, bar_html
+from ..view.record import _FONT, bar_html
+
+# No style per cell (HTML's own cellpadding/rules): a 50-trial table stays small.
 
 WIDTH, HEIGHT = 600, 220
 LEFT, TOP, RIGHT, BOTTOM = 56, 16, 16, 38
@@ -98,9 +100,10 @@ def search_html(s: SearchState) -> str:
 def trials_table(s: SearchState) -> str:
     best = s.best()
     head = ["trial"] + s.spaces + [s.objective, "state", "time"]
-    out = ["<table class='nbkeras-trials' style='border-collapse:collapse;margin-top:4px;"
+    out = ["<table class='nbkeras-trials' cellpadding='3' rules='rows' frame='hsides' "
+           "style='border-collapse:collapse;margin-top:4px;text-align:right;border-color:#8885;"
            "font-variant-numeric:tabular-nums'><thead><tr>"]
-    out += [f"<th style='{_CELL}'>{html.escape(h)}</th>" for h in head]
+    out += [f"<th>{html.escape(h)}</th>" for h in head]
     out.append("</tr></thead><tbody>")
     for r in s.rows:
         mark = (" style='font-weight:600;background:var(--jp-brand-color3,#e3f2fd)'"
@@ -109,7 +112,7 @@ def trials_table(s: SearchState) -> str:
         cells = [str(r.number)] + [_value(r.values.get(n)) for n in s.spaces]
         cells += [fmt(r.value), r.state, fmt_duration(r.duration) if r.duration else ""]
         out.append(f"<tr{mark}{title}>" + "".join(
-            f"<td style='{_CELL}'>{html.escape(c)}</td>" for c in cells) + "</tr>")
+            f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     out.append("</tbody></table>")
     return "".join(out)
 
@@ -207,7 +210,7 @@ def objective_png(s: SearchState) -> Optional[bytes]:
                             h * (1 - (TOP + BOTTOM) / HEIGHT)))
         _parallel(pax, s, done)
     from ..view.plots import encode_png
-    return encode_png(fig)
+    return encode_png(fig, colors=24)
 
 
 def _parallel(ax, s: SearchState, done: List[TrialRow]) -> None:

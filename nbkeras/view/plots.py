@@ -160,7 +160,7 @@ def record_png(state: RunState) -> Optional[Tuple[bytes, int, int]]:
     return encode_png(fig), width, height
 
 
-def encode_png(fig) -> bytes:
+def encode_png(fig, colors: int = 64) -> bytes:
     """The figure as PNG bytes, in a palette of a few colours: the chart is
     flat colour with antialiased edges, and 64 colours keep it sharp at a
     third of the size of true colour."""
@@ -170,7 +170,7 @@ def encode_png(fig) -> bytes:
     canvas = fig.canvas
     w, h = canvas.get_width_height(physical=True)
     image = Image.frombuffer("RGBA", (w, h), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-    image = image.convert("RGB").quantize(colors=64, method=Image.Quantize.FASTOCTREE,
+    image = image.convert("RGB").quantize(colors=colors, method=Image.Quantize.FASTOCTREE,
                                           dither=Image.Dither.NONE)
     buf = io.BytesIO()
     image.save(buf, format="png", compress_level=6)  # 6 ms here; `optimize` took 35 ms more
