@@ -150,6 +150,12 @@ def wait_for_kernel(page):
     expect(kernel).to_be_visible(timeout=90_000)
 
 
+def run_all(page):
+    """Run → Run All Cells, as a user does (JupyterLab and Notebook 7 menus)."""
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name=re.compile("^Run All Cells")).click()
+
+
 def show_sidebar(page):
     tab = page.get_by_role("tab", name="Keras runs")
     expect(tab).to_be_visible(timeout=30_000)
@@ -221,8 +227,7 @@ def test_notebook_training_shows_live_in_the_sidebar(lab, browser):
         _, panel = show_sidebar(page)
         if not Registry(lab.home).run_summaries():
             expect(panel.get_by_text("No runs yet")).to_be_visible()
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name=re.compile("^Run All Cells")).click()
+        run_all(page)
 
         row = panel.get_by_role("option", name=re.compile(r"^digits_nb run \d+$"))
         expect(row).to_be_visible(timeout=120_000)

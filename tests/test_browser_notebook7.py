@@ -10,7 +10,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from test_browser import IMG, TOKEN, Lab, browser, write_notebook  # noqa: F401  (fixtures)
+from test_browser import IMG, TOKEN, Lab, browser, run_all, write_notebook  # noqa: F401
 
 EPOCHS = 12
 CELLS = [
@@ -46,8 +46,7 @@ def test_notebook7_draws_the_panel_every_epoch_and_keeps_the_record(nb7, browser
         expect(page.locator(".jp-Notebook")).to_be_visible(timeout=90_000)
         expect(idle.first).to_be_visible(timeout=90_000)
         page.wait_for_timeout(1500)
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name=re.compile("^Run All Cells")).click()
+        run_all(page)
         output = page.locator(".jp-CodeCell").nth(3).locator(".jp-OutputArea")
         expect(output.locator(".nbkeras-panel")).to_be_visible(timeout=120_000)
         seen, pictures = set(), set()

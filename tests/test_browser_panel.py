@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 
 from playwright.sync_api import expect
 
-from test_browser import (IMG, browser, lab, open_lab, wait_for_kernel,  # noqa: F401
-                          write_notebook)
+from test_browser import (IMG, browser, lab, open_lab, run_all,  # noqa: F401
+                          wait_for_kernel, write_notebook)
 
 EPOCHS = 24
 CELLS = [
@@ -52,8 +51,7 @@ def test_live_panel_draws_every_epoch_and_agrees_with_itself(lab, browser):
         notebook = page.locator(".jp-NotebookPanel")
         expect(notebook).to_be_visible(timeout=60_000)
         wait_for_kernel(page)
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name=re.compile("^Run All Cells")).click()
+        run_all(page)
         output = notebook.locator(".jp-CodeCell").nth(3).locator(".jp-OutputArea")
         expect(output.locator(".nbkeras-panel")).to_be_visible(timeout=120_000)
 

@@ -92,25 +92,14 @@ def _train_trial(shell, spec, fit_args, info0, values, trial, objective, view, s
     """Build and train one trial; returns (model, row fields)."""
     import keras
 
-    from ..modelbuild.build import build
-    from ..state import ModelInfo, set_info
     from ..train.callback import LiveCallback
     from ..train.device import device_line, is_mixed
     from ..train.fit import restored_epoch
-    from ..train.plan import build_plan
     from ..train.session import FitSession
     from ..view.progress import RunState
     from ..view.text import QuietView
 
-    result = build(spec, fit_args.name, values=values)
-    model = result.model
-    info = set_info(model, ModelInfo(
-        name=fit_args.name, spec_text=info0.spec_text, version_id=info0.version_id,
-        compile_kwargs=result.compile_kwargs, deferred_losses=dict(result.deferred_losses),
-        extra={"space_values": dict(values), "study": study_name, "trial": trial.number}))
-    plan = build_plan(shell, fit_args, model, info, probe_monitor=False)
-    plan.options.update(study=study_name, trial=trial.number,
-                        values={k: _jsonable(v) for k, v in values.items()})
+    model, info, plan = _build_trial(shell, spec, fit_args, info0, values, trial, study_name)
     reporter = _Reporter(trial, objective, view, plan.epochs)
     plan.callbacks.append(reporter)
     with FitSession(shell, plan, model, info) as session:
@@ -136,6 +125,25 @@ def _train_trial(shell, spec, fit_args, info0, values, trial, objective, view, s
     return model, session, value, pruned, state
 
 
+def _build_trial(shell, spec, fit_args, info0, values, trial, study_name):
+    """The model at the trial's values, its `ModelInfo` and its `FitPlan`
+    (the data were checked before the first trial: no --monitor probe)."""
+    from ..modelbuild.build import build
+    from ..state import ModelInfo, set_info
+    from ..train.plan import build_plan
+
+    result = build(spec, fit_args.name, values=values)
+    model = result.model
+    info = set_info(model, ModelInfo(
+        name=fit_args.name, spec_text=info0.spec_text, version_id=info0.version_id,
+        compile_kwargs=result.compile_kwargs, deferred_losses=dict(result.deferred_losses),
+        extra={"space_values": dict(values), "study": study_name, "trial": trial.number}))
+    plan = build_plan(shell, fit_args, model, info, probe_monitor=False)
+    plan.options.update(study=study_name, trial=trial.number,
+                        values={k: _jsonable(v) for k, v in values.items()})
+    return model, info, plan
+
+
 class _CVOutcome:
     """What the search loop reads of a cross-validated trial (a session's fields)."""
 
@@ -148,21 +156,10 @@ def _cv_trial(shell, spec, fit_args, info0, values, trial, objective, view, stud
     over the folds (no pruning: a fold is not an epoch). Returns the model at
     its initial weights, as `%fit --cv` leaves it."""
     from ..errors import TrainingStopped
-    from ..modelbuild.build import build
-    from ..state import ModelInfo, set_info
     from ..train.checks import settle_losses
     from ..train.cv import run_cv
-    from ..train.plan import build_plan
 
-    result = build(spec, fit_args.name, values=values)
-    model = result.model
-    info = set_info(model, ModelInfo(
-        name=fit_args.name, spec_text=info0.spec_text, version_id=info0.version_id,
-        compile_kwargs=result.compile_kwargs, deferred_losses=dict(result.deferred_losses),
-        extra={"space_values": dict(values), "study": study_name, "trial": trial.number}))
-    plan = build_plan(shell, fit_args, model, info, probe_monitor=False)
-    plan.options.update(study=study_name, trial=trial.number,
-                        values={k: _jsonable(v) for k, v in values.items()})
+    model, info, plan = _build_trial(shell, spec, fit_args, info0, values, trial, study_name)
     settle_losses(model, info, plan.settle)
     view.progress(f"{fit_args.cv}-fold cross-validation…", 0.0)
     try:
