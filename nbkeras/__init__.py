@@ -10,7 +10,7 @@ from .errors import (DataError, FitUsageError, NbkerasError, SpecError, Training
                      UsageError)
 
 __all__ = ["SpecError", "DataError", "UsageError", "FitUsageError", "NbkerasError",
-           "TrainingStopped", "runs",
+           "TrainingStopped", "runs", "job",
            "load_ipython_extension"]
 __version__ = "0.1.0"
 
@@ -48,6 +48,17 @@ def unload_ipython_extension(ipython):
         ipython.CustomTB = handler
     else:
         ipython.set_custom_exc((), None)
+
+
+def job(name):
+    """The latest `%fit --background` job of the model `name`, or None.
+
+    Example:
+        >>> job = nbkeras.job("digits")
+        >>> job.stop(); job.wait()
+    """
+    from .train.background import job as _job
+    return _job(name)
 
 
 def runs(model=None):

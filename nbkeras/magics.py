@@ -92,6 +92,8 @@ class NbkerasMagics(Magics, Configurable):
     @argument("--text", action="store_true", help="Force the plain-text progress view.")
     @argument("--cv", type=int, metavar="K", help="K-fold cross-validation: one copy per fold; returns a DataFrame.")
     @argument("--cv-shuffle", action="store_true", help="Shuffle before splitting the folds (with --seed).")
+    @argument("--background", action="store_true",
+              help="Train on a thread and return a job handle at once; the kernel stays free.")
     @line_magic
     def fit(self, line):
         """Train a model with a live progress panel and history plot."""

@@ -242,3 +242,13 @@ def test_best_of_a_long_run_agrees_with_the_run_state():
         key, value, epoch = chart.best_point(state, fam, has_val)
         assert (value, epoch) == state.best(key), fam
     assert chart.best_point(state, "score", False)[1] == pytest.approx(-1.0)
+
+
+def test_an_ended_run_spans_the_epochs_it_reached_not_the_planned_ones():
+    """A run stopped at epoch 3 of 200 is drawn over 1..3, not squeezed left."""
+    from nbkeras.view.chart import x_last
+    state = RunState(epochs=200, history={"loss": [1.0, 0.8, 0.7]})
+    assert x_last(state) == 200  # while it trains the axis never rescales
+    state.status = "stopped"
+    assert x_last(state) == 3
+    assert ">200<" not in chart_svg(state) and ">3<" in chart_svg(state)

@@ -123,8 +123,19 @@ def test_stop_request_ends_after_the_current_batch_and_drops_the_partial_epoch(l
         cb.on_epoch_end(1, {"loss": 0.9})
     assert state.history["loss"] == [1.0]
     assert len(registry.epochs) == 1
-    cb.on_train_begin()  # a reused callback starts clean
+    cb.on_train_end()  # a reused callback starts clean
     assert not cb.stop_requested
+
+
+def test_a_stop_requested_before_training_begins_still_stops(live):
+    """A background run's Stop clicked while Keras is still starting up."""
+    from nbkeras.train.callback import StopRequested
+    cb, _, _, _ = live
+    cb.request_stop()
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    with pytest.raises(StopRequested):
+        cb.on_train_batch_end(0, {"loss": 0.9})
 
 
 def test_missing_metrics_are_padded_so_epochs_stay_aligned():

@@ -66,6 +66,8 @@ def run_model_cell(shell, args, cell: str) -> None:
         SpecError: for any mistake in the line or the spec (shown short).
     """
     _check_name(args.name)
+    from ..train.background import check_free
+    check_free(args.name, shell.user_ns.get(args.name), doing="rebuild")
     if args.from_path:
         model = _load(shell, args, cell)
         shell.user_ns[args.name] = model

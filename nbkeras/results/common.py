@@ -24,11 +24,12 @@ def is_keras_model(obj: Any) -> bool:
     return keras is not None and isinstance(obj, keras.Model)
 
 
-def get_model(shell, name: str):
+def get_model(shell, name: str, doing: str = "use"):
     """The Keras model bound to `name` in the notebook.
 
     Raises:
-        UsageError: no such name, or it is not a Keras model.
+        UsageError: no such name, it is not a Keras model, or it is training
+            in the background (`doing` says what was asked: 'evaluate').
     """
     ns = shell.user_ns
     if name not in ns:
@@ -40,6 +41,8 @@ def get_model(shell, name: str):
     model = ns[name]
     if not is_keras_model(model):
         raise UsageError(f"`{name}` is a {type(model).__name__}, not a Keras model")
+    from ..train.background import check_free
+    check_free(name, model, doing)
     return model
 
 

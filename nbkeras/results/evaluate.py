@@ -50,7 +50,7 @@ def short_keras_error(e: Exception) -> str:
 
 def run_evaluate(shell, args) -> Evaluation:
     """Body of `%evaluate NAME X Y [--batch-size N] [--no-plots]`."""
-    model = get_model(shell, args.name)
+    model = get_model(shell, args.name, doing="evaluate")
     x = evaluate_expr(shell, args.x, "X")
     y = evaluate_expr(shell, args.y, "Y")
     nx, ny = n_samples(x), n_samples(y)

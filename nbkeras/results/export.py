@@ -24,7 +24,7 @@ _SUFFIXES = {"keras": (".keras",), "tflite": (".tflite",)}
 
 def run_export(shell, args) -> None:
     """Body of `%export`: writes the file and prints one line saying where."""
-    model = get_model(shell, args.name)
+    model = get_model(shell, args.name, doing="export")
     path = pathlib.Path(os.path.expanduser(args.path))
     fmt = args.format
     if fmt in _SUFFIXES and path.suffix not in _SUFFIXES[fmt]:

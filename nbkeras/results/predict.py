@@ -21,7 +21,7 @@ def run_predict(shell, args):
         with `--classes`; None with `--show`, whose picture is the output
         (a returned array would be echoed under it).
     """
-    model = get_model(shell, args.name)
+    model = get_model(shell, args.name, doing="predict")
     x = evaluate_expr(shell, args.x, "X")
     check_inputs(model, x, args.x)
     if args.show is not None and args.show < 1:

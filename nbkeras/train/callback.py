@@ -88,7 +88,8 @@ class LiveCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_train_begin(self, logs=None):
-        self.stop_requested = False
+        # `stop_requested` is kept: a Stop clicked before the first batch still stops
+        # (Keras resets `model.stop_training` when `fit` starts); it is cleared at the end
         self.closed = False
         self._next_draw = 0.0
         self._last_draw = -1e9
@@ -96,6 +97,7 @@ class LiveCallback(keras.callbacks.Callback):
         self._batch = 0
 
     def on_train_end(self, logs=None):
+        self.stop_requested = False  # a reused callback starts clean
         if self._epoch_pending:  # the last epochs' ends, not yet drawn
             self._draw(self.view.epoch)
 

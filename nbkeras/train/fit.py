@@ -19,9 +19,12 @@ from ..state import get_info
 from .checks import settle_losses
 
 
-def find_model(shell, name: str):
-    """The compiled Keras model bound to `name` in the notebook."""
+def find_model(shell, name: str, doing: str = "train"):
+    """The compiled Keras model bound to `name` in the notebook, not training
+    in the background."""
     import keras
+
+    from .background import check_free
     ns = shell.user_ns
     models = [k for k, v in ns.items() if isinstance(v, keras.Model) and not k.startswith("_")]
     if name not in ns:
@@ -36,6 +39,7 @@ def find_model(shell, name: str):
     if not getattr(model, "compiled", True) or getattr(model, "optimizer", None) is None:
         raise UsageError(f"model {name!r} is not compiled: call `{name}.compile(...)` "
                             "or build it with `%%model` without --no-compile")
+    check_free(name, model, doing)
     return model
 
 
@@ -64,16 +68,20 @@ def run_fit(shell, args, magics):
     from .plan import build_plan
     from .session import FitSession
 
-    model = find_model(shell, args.name)
+    model = find_model(shell, args.name, doing="train")
     info = get_info(model, args.name)
     plan = build_plan(shell, args, model, info)
     for note in plan.notes:
         print(f"nbkeras: {note}")
     enable_memory_growth()
+    if args.cv is not None and plan.background:
+        raise UsageError("--background trains one run: drop --cv, or run the folds in the foreground")
     if args.cv is not None:
         from .cv import run_cv
         settle_losses(model, info, plan.settle)  # the copies share the settled loss
         return run_cv(shell, args, plan, model, info)
+    if plan.background:
+        return start_background(shell, plan, model, info, magics)
     with FitSession(shell, plan, model, info) as session:
         state, view = start_view(shell, plan, session, magics)
         live = start_live(plan, session, state, view, magics)
@@ -85,6 +93,47 @@ def run_fit(shell, args, magics):
     if session.error is not None:
         raise session.error
     return history
+
+
+def start_background(shell, plan, model, info, magics):
+    """Enter the run and show its panel here, train on a thread; the `FitJob`.
+
+    Everything a user can get wrong, and every print, happens before the
+    cell returns; the thread only trains, finishes the record and
+    remembers the run (`nbkeras.train.background`).
+    """
+    import sys
+    from contextlib import ExitStack
+
+    from ..view.controls import StopButton
+    from .background import launch
+    from .callback import LiveCallback
+    from .session import FitSession
+
+    stack = ExitStack()
+    session = stack.enter_context(FitSession(shell, plan, model, info))
+    try:
+        state, view = start_view(shell, plan, session, magics)
+        interval = plan.update_interval if plan.update_interval is not None else magics.update_interval
+        # no SIGINT handler: an interrupt belongs to the cell running at the time
+        live = LiveCallback(state, view, session.registry, session.run_id, update_interval=interval)
+        button = StopButton(live.request_stop, plan.name)
+        button.show()
+    except BaseException:
+        if not stack.__exit__(*sys.exc_info()):
+            raise
+        return None
+
+    def work(job):
+        try:
+            with stack:
+                session.train([live])
+                finish(plan, session, state, view)
+        finally:
+            button.close()
+        job._end(session.status, remember(plan, session, state), session.error)
+
+    return launch(plan.name, session.model, state, live, work)
 
 
 def start_view(shell, plan, session, magics):
@@ -129,6 +178,8 @@ def finish(plan, session, state, view) -> None:
         message = f"failed at epoch {max(state.epoch, plan.initial_epoch + 1)} of {plan.epochs}"
         if session.error is not None and "loss became" in str(session.error):
             message = str(session.error).split(":")[0]
+        elif session.error is not None and plan.background:  # no cell shows the error
+            message += f": {type(session.error).__name__}: {session.error}"
     elif plan.initial_epoch + done < plan.epochs:
         last = plan.initial_epoch + done
         restored = restored_epoch(plan, state)

@@ -56,6 +56,7 @@ class FitPlan:
     quiet: bool = False
     text: bool = False
     update_interval: Optional[float] = None
+    background: bool = False
 
 
 def evaluate(shell, expr: str, what: str):
@@ -309,7 +310,8 @@ def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
     plan = FitPlan(name=args.name, x=x, y=y, batch_size=args.batch_size,
                    mixed_precision=bool(args.mixed_precision), seed=args.seed,
                    early_stop=args.early_stop, resume=bool(args.resume), quiet=bool(args.quiet),
-                   text=bool(args.text), update_interval=args.update_interval)
+                   text=bool(args.text), update_interval=args.update_interval,
+                   background=bool(getattr(args, "background", False)))
     plan.notes += check_fit_data(model, x, y, args.x, args.y, info, sw, args.sample_weight or "",
                                  settled=plan.settle)
     val = None

@@ -107,6 +107,8 @@ class FitSession:
         policy = mixed_policy_name()
         keras.mixed_precision.set_dtype_policy(policy)
         self.model = mixed_precision_copy(self.model, self.info, policy)
+        if self.plan.background:  # Keras' policy is per thread: restore it on this one now
+            self._undo.pop()()    # (the copy keeps its own per-layer policies)
         self.shell.user_ns[self.plan.name] = self.model
         print(f"nbkeras: rebuilt {self.plan.name} with the {policy} policy (weights kept)")
 

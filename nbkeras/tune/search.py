@@ -47,7 +47,7 @@ def _spec_of(shell, name: str):
     from ..speclang.parse import parse
     from ..state import get_info
     from ..train.fit import find_model
-    model = find_model(shell, name)
+    model = find_model(shell, name, doing="tune")
     info = get_info(model, name)
     if not info.spec_text:
         raise UsageError(f"`{name}` was not built from a spec: %tune searches the spaces of a "

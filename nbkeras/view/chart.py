@@ -447,6 +447,16 @@ def _panel(state: RunState, fam: str, xaxis: Axis, trace_runs, trace_values,
     )
 
 
+def x_last(state) -> int:
+    """The x axis' last epoch: the planned last epoch while the run trains
+    (the axis never rescales mid-run), the last one recorded once it ended
+    (a run stopped at 3 of 200 is not squeezed into the left edge)."""
+    recorded = state.epochs_recorded()
+    if state.status != "running" and recorded:
+        return recorded
+    return max(state.epochs, recorded, 1)
+
+
 def chart_svg(state: RunState, trace: Optional[Sequence[Tuple[float, float]]] = None,
               width: Optional[int] = None) -> str:
     """HTML for the live chart: one `<svg>` panel per metric family.
@@ -462,7 +472,8 @@ def chart_svg(state: RunState, trace: Optional[Sequence[Tuple[float, float]]] = 
 
     Epochs are numbered 1..N at their ends: the value logged at the end of
     epoch `e` is drawn at x = `e`. The x axis spans 1 to
-    `max(state.epochs, epochs recorded)`.
+    `max(state.epochs, epochs recorded)` while the run trains, and to the
+    last epoch recorded once it has ended (`x_last`).
 
     Args:
         state: the run.
@@ -505,7 +516,7 @@ def chart_svg(state: RunState, trace: Optional[Sequence[Tuple[float, float]]] = 
         fams = ["loss"] + fams[:MAX_PANELS - 1]
     if not fams or (recorded == 0 and not trace_runs):
         return ""
-    last = max(state.epochs, recorded, 1)
+    last = x_last(state)
     first = 1
     if trace_runs:
         last = max(last, math.ceil(trace_hi))

@@ -101,7 +101,7 @@ def record_png(state: RunState) -> Optional[Tuple[bytes, int, int]]:
     def at(x, y):  # CSS pixels from the figure's top left -> figure fraction
         return x / width, 1 - y / height
 
-    xaxis = chart.x_axis(max(state.epochs, recorded, 1))
+    xaxis = chart.x_axis(chart.x_last(state))
     has_val = any(k.startswith("val_") and is_plotted(k) for k in state.history)
     line = dict(lw=1.6, solid_joinstyle="round", solid_capstyle="round", clip_on=False)
     for i, fam in enumerate(fams):

@@ -1,0 +1,125 @@
+"""`%fit --background`: the cell returns at once with a job handle, the
+kernel stays free, one job per model, Stop ends training like an interrupt,
+and a failure reaches the panel and `job.result()`."""
+
+import time
+
+import numpy as np
+import pytest
+
+import nbkeras
+from nbkeras.errors import UsageError
+
+SPEC = """\
+input 16
+dense 8 relu
+dense 3 softmax"""
+
+
+@pytest.fixture
+def data(ip):
+    rng = np.random.default_rng(0)
+    ip.user_ns["x"] = rng.normal(size=(256, 16)).astype("float32")
+    ip.user_ns["y"] = rng.integers(0, 3, size=256)
+    ip.run_cell_magic("model", "clf --seed 1", SPEC)
+    ip.run_cell_magic("model", "other --seed 1", SPEC)
+    return ip
+
+
+def test_returns_a_job_at_once_and_trains_on(data, run):
+    ip = data
+    weights = [w.copy() for w in ip.user_ns["clf"].get_weights()]
+    t0 = time.perf_counter()
+    job = run("job = %fit clf x y -e 3 -b 64 --background --quiet\njob")
+    assert time.perf_counter() - t0 < 2.0  # the figure (0.2 s) lives in benchmarks/
+    assert job is nbkeras.job("clf")
+    assert job.wait(60)
+    history = job.result()
+    assert job.done and job.status == "completed"
+    assert len(history.history["loss"]) == 3 == len(job.history["loss"])
+    assert any(not np.array_equal(a, b) for a, b in zip(weights, ip.user_ns["clf"].get_weights()))
+    # the run is remembered like any other
+    assert len(ip.user_ns["clf"].history.history["loss"]) == 3
+    runs = nbkeras.runs("clf")
+    assert runs[0]["status"] == "completed" and runs[0]["options"].get("background") is True
+
+
+def test_one_job_per_model_other_models_free(data, run, monkeypatch):
+    ip = data
+    import nbkeras.train.callback as cb
+    original = cb.LiveCallback.on_train_batch_end
+
+    def slow(self, batch, logs=None):
+        time.sleep(0.02)
+        return original(self, batch, logs)
+
+    monkeypatch.setattr(cb.LiveCallback, "on_train_batch_end", slow)
+    job = run("%fit clf x y -e 50 -b 8 --background --quiet")
+    try:
+        for line in ("%fit clf x y -e 1", "%evaluate clf x y", "%predict clf x",
+                     "%export clf /tmp/never.keras"):
+            with pytest.raises(UsageError, match="training in the background"):
+                run(line)
+        with pytest.raises(UsageError, match="cannot rebuild"):
+            ip.run_cell_magic("model", "clf", SPEC)
+        # another model trains meanwhile, in the foreground
+        monkeypatch.setattr(cb.LiveCallback, "on_train_batch_end", original)
+        h = run("%fit other x y -e 1 -b 64 --quiet")
+        assert len(h.history["loss"]) == 1
+        assert not job.done
+    finally:
+        job.stop()
+        assert job.wait(60)
+    assert job.status == "stopped"
+    assert 0 < len(job.history["loss"]) < 50
+    job.result()  # a stop is not a failure: no raise
+    # free again once it has ended
+    run("%evaluate clf x y --no-plots")
+    assert nbkeras.runs("clf")[0]["status"] == "stopped"
+
+
+def test_an_interrupt_does_not_stop_it_but_stop_does(data, run, monkeypatch):
+    import signal
+    import nbkeras.train.callback as cb
+    original = cb.LiveCallback.on_train_batch_end
+
+    def slow(self, batch, logs=None):
+        time.sleep(0.01)
+        return original(self, batch, logs)
+
+    monkeypatch.setattr(cb.LiveCallback, "on_train_batch_end", slow)
+    handler = signal.getsignal(signal.SIGINT)
+    job = run("%fit clf x y -e 30 -b 8 --background --quiet")
+    # the SIGINT handler is left alone: Ctrl-C interrupts the cell running, not this job
+    assert signal.getsignal(signal.SIGINT) is handler
+    with pytest.raises(KeyboardInterrupt):  # the main thread's interrupt, as in a cell
+        signal.raise_signal(signal.SIGINT)
+        time.sleep(1)
+    assert not job.done
+    job.stop()
+    assert job.wait(60) and job.status == "stopped"
+
+
+def test_a_failure_shows_in_the_job_and_the_registry(data, run, monkeypatch):
+    import nbkeras.train.callback as cb
+
+    def boom(self, batch, logs=None):
+        raise RuntimeError("the data loader broke")
+
+    monkeypatch.setattr(cb.LiveCallback, "on_train_batch_end", boom)
+    job = run("%fit clf x y -e 2 --background --quiet")
+    assert job.wait(60)
+    assert job.status == "failed"
+    with pytest.raises(RuntimeError, match="data loader broke"):
+        job.result()
+    run_ = nbkeras.runs("clf")[0]
+    assert run_["status"] == "failed" and "data loader broke" in (run_.get("error") or "")
+    assert "data loader broke" in job._state.message
+
+
+def test_bad_input_is_caught_before_returning(data, run):
+    with pytest.raises(Exception, match="nope"):
+        run("%fit clf nope y --background")
+    with pytest.raises(UsageError, match="--background trains one run"):
+        run("%fit clf x y --cv 3 --background")
+    assert nbkeras.job("clf") is None or nbkeras.job("clf").done
