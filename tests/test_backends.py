@@ -1,6 +1,6 @@
 """nbkeras uses Keras-level code only, so a kernel on the JAX backend gets
-the same magics: a spec-built model trains, evaluates, predicts and is
-recorded (the GPU machine, when one is lent, runs Keras on JAX too)."""
+the same magics: a spec-built model trains (in the foreground and with
+`--background`), evaluates, predicts and is recorded (the GPU machine, when one is lent, runs Keras on JAX too)."""
 
 import json
 import os
@@ -21,11 +21,14 @@ SCRIPT = textwrap.dedent("""
     h = ip.run_line_magic("fit", "cnn x[:1000] y[:1000] --val x[1000:1400] y[1000:1400] -e 2 --quiet")
     r = ip.run_line_magic("evaluate", "cnn x[1400:] y[1400:] --no-plots")
     classes = ip.run_line_magic("predict", "cnn x[:4] --classes")
+    job = ip.run_line_magic("fit", "cnn x[:1000] y[:1000] -e 2 --quiet --background")
+    bg = job.result(timeout=240)
     import keras, nbkeras
     run = nbkeras.runs()[0]
     print(json.dumps({"backend": keras.backend.backend(), "epochs": len(h.history["loss"]),
                       "accuracy": r["accuracy"], "classes": [int(c) for c in classes],
-                      "status": run["status"], "recorded": len(run["epochs"])}))
+                      "status": run["status"], "recorded": len(run["epochs"]),
+                      "background": [job.status, len(bg.history["loss"])]}))
 """)
 
 
@@ -39,3 +42,4 @@ def test_the_magics_run_on_the_jax_backend(tmp_path):
     assert out["epochs"] == 2 and out["recorded"] == 2 and out["status"] == "completed"
     assert out["accuracy"] > 0.3          # two epochs of a small CNN on digits learn something
     assert len(out["classes"]) == 4 and all(0 <= c <= 9 for c in out["classes"])
+    assert out["background"] == ["completed", 2]  # %fit --background on JAX too
