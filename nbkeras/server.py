@@ -13,6 +13,12 @@ Routes (under the server's base URL):
   Each run carries ``"directions": {metric: "min" | "max"}`` for every score
   in its ``last`` and ``best``, so the sidebar keeps no list of its own.
   With ``since``, ``"deleted": [ids]`` lists the runs deleted after it.
+  A `%tune` trial or a `%fit --cv` fold also carries ``"group"``:
+  ``study``, ``trial``, ``values`` (space -> value), ``objective`` and
+  ``direction`` for a trial; ``cv_group``, ``fold`` and ``folds`` for a fold
+  (a `%tune --cv` trial has both); ``restored_epoch`` and, where early
+  stopping restored an epoch, ``held``: that epoch's metrics (elsewhere
+  ``last`` is what the run holds).
 - ``GET /nbkeras/api/runs/<id>``: one run with its per-epoch history,
   options, evaluations, the spec text of its model version and
   ``"fit_line"``: the `%fit` line that produced it (non-default flags only).
@@ -22,6 +28,10 @@ Routes (under the server's base URL):
   (pins) or unstars the run; ``{"id": id, "starred": bool}``.
 - ``DELETE /nbkeras/api/versions/<id>``: deletes a model version and every
   run trained from it; ``{"version_id", "name", "runs": [ids]}``.
+- ``GET /nbkeras/api/versions/<id>/spaces``: the search spaces of the
+  version's spec, ``{"spaces": [{"name", "kind", "choices", "low", "high",
+  "step", "log", "text"}, ...]}``, which the sidebar's study view draws its
+  axes from (categories for a choice, a log axis for ``:log``).
 
 Errors are JSON ``{"code": status, "message": text}``: 403 without a valid
 token, 400 for a malformed parameter or body, 404 for an unknown run,
@@ -183,6 +193,18 @@ class VersionHandler(BaseHandler):
         self.send(result)
 
 
+class SpacesHandler(BaseHandler):
+    """``GET /nbkeras/api/versions/<id>/spaces``: the version's search spaces."""
+
+    @tornado.web.authenticated
+    async def get(self, version_id: str) -> None:
+        vid = self.id_argument(version_id, "model version")
+        spaces = await self.read("version_spaces", vid)
+        if spaces is None:
+            raise tornado.web.HTTPError(404, "no model version with id %d", vid)
+        self.send({"spaces": spaces})
+
+
 class NotFoundHandler(BaseHandler):
     """Any other path under ``/nbkeras/api/``: a JSON 404."""
 
@@ -198,6 +220,7 @@ def setup_handlers(web_app: tornado.web.Application) -> None:
         (url_path_join(base, "runs") + "/?", RunsHandler),
         (url_path_join(base, "runs", "([^/]+)") + "/?", RunHandler),
         (url_path_join(base, "versions", "([^/]+)") + "/?", VersionHandler),
+        (url_path_join(base, "versions", "([^/]+)", "spaces") + "/?", SpacesHandler),
         (url_path_join(base, "(.*)"), NotFoundHandler),
     ])
 

@@ -303,6 +303,112 @@ async def test_a_run_carries_its_fit_line(jp_fetch, registry):
     assert body["fit_line"] == "%fit digits -e 2"
 
 
+
+# -- studies and cross-validation groups ---------------------------------------
+
+TUNED_SPEC = """input 64
+dense {16, 64}@width relu
+dropout 0.0..0.5
+dense 10 softmax
+optimizer adam lr=1e-4..1e-2:log"""
+
+
+@pytest.fixture
+def groups(nbkeras_home):
+    """A `%tune` study of three trials (the last stopped early, its weights
+    restored at epoch 2) and a 2-fold `%fit --cv` group, as the kernel records them."""
+    reg = get_registry()
+    vid = reg.add_model_version("tn", TUNED_SPEC, params=1000)
+    trials = []
+    for n, (width, loss) in enumerate([(16, [0.9, 0.7]), (64, [0.8, 0.5]),
+                                       (64, [0.9, 0.4, 0.6])]):
+        options = {"epochs": 4, "val_split": 0.2, "early_stop": 1 if n == 2 else None,
+                   "monitor": None, "study": "tn", "trial": n, "objective": "val_loss",
+                   "direction": "min",
+                   "values": {"width": width, "dropout.rate": 0.1 * n,
+                              "optimizer.learning_rate": 10.0 ** -(n + 2)}}
+        rid = reg.start_run(model="tn", version_id=vid, options=options, device="CPU",
+                            backend="tensorflow", epochs_planned=4)
+        for e, v in enumerate(loss, start=1):
+            reg.log_epoch(rid, e, {"loss": v, "val_loss": v, "val_accuracy": 1 - v})
+        reg.end_run(rid, "completed")
+        trials.append(rid)
+    folds = []
+    for k in (1, 2):
+        rid = reg.start_run(model="tn", version_id=vid,
+                            options={"epochs": 1, "cv": 2, "cv_group": "cv-tn-1", "fold": k},
+                            device="CPU", backend="tensorflow", epochs_planned=1)
+        reg.log_epoch(rid, 1, {"loss": 0.5, "val_loss": 0.6, "val_accuracy": 0.7 + 0.1 * k})
+        reg.end_run(rid, "completed")
+        folds.append(rid)
+    plain = reg.start_run(model="tn", version_id=vid, options={"epochs": 1}, device="CPU",
+                          backend="tensorflow", epochs_planned=1)
+    return reg, vid, trials, folds, plain
+
+
+async def test_a_trial_and_a_fold_carry_their_group(jp_fetch, groups):
+    _, _, trials, folds, plain = groups
+    runs = {r["id"]: r for r in (await get_json(jp_fetch, "runs"))["runs"]}
+    first = runs[trials[0]]["group"]
+    assert first == {"study": "tn", "trial": 0, "objective": "val_loss", "direction": "min",
+                     "values": {"width": 16, "dropout.rate": 0.0,
+                                "optimizer.learning_rate": pytest.approx(0.01)},
+                     "restored_epoch": None}
+    assert runs[folds[1]]["group"] == {"cv_group": "cv-tn-1", "fold": 2, "folds": 2,
+                                       "restored_epoch": None}
+    assert "group" not in runs[plain]
+    # the trial that early stopping ended holds epoch 2's weights, not the last epoch's
+    restored = runs[trials[2]]["group"]
+    assert restored["restored_epoch"] == 2
+    assert restored["held"]["val_loss"] == pytest.approx(0.4)
+    assert runs[trials[2]]["last"]["val_loss"] == pytest.approx(0.6)
+    # a poll for changes carries the group too, and so do the run's details
+    poll = await get_json(jp_fetch, "runs", params={"since": "0"})
+    assert {r["id"]: r.get("group") for r in poll["runs"]}[folds[0]]["fold"] == 1
+    detail = await get_json(jp_fetch, "runs", str(trials[1]))
+    assert detail["group"]["values"]["width"] == 64
+
+
+async def test_a_versions_search_spaces(jp_fetch, groups):
+    reg, vid, _, _, _ = groups
+    body = await get_json(jp_fetch, "versions", str(vid), "spaces")
+    spaces = {s["name"]: s for s in body["spaces"]}
+    assert list(spaces) == ["width", "dropout.rate", "optimizer.learning_rate"]
+    assert spaces["width"]["kind"] == "choice" and spaces["width"]["choices"] == [16, 64]
+    assert (spaces["dropout.rate"]["kind"], spaces["dropout.rate"]["log"]) == ("float", False)
+    assert spaces["optimizer.learning_rate"]["log"] is True
+    plain = reg.add_model_version("plain", "input 4\ndense 1", params=5)
+    assert (await get_json(jp_fetch, "versions", str(plain), "spaces")) == {"spaces": []}
+    code, answer = await get_error(jp_fetch, "versions", "9999", "spaces")
+    assert code == 404 and "9999" in answer["message"]
+    code, _ = await get_error(jp_fetch, "versions", str(vid), "spaces",
+                              headers={"Authorization": ""})
+    assert code == 403
+
+
+
+def test_spaces_are_read_without_loading_keras(tmp_path):
+    """The server never imports Keras: a parse names an unlabelled space by its
+    layer's parameter only with Keras' tables, so the names come from the
+    version's trials (the same spaces, in the same order)."""
+    import subprocess
+    import sys
+    code = """
+import json, sys
+from nbkeras.registry import Registry
+reg = Registry(sys.argv[1])
+vid = reg.add_model_version("m", "input 4\\ndense {8, 16} relu\\ndense 1", params=5)
+before = reg.version_spaces(vid)
+reg.start_run(model="m", version_id=vid, options={"study": "m", "trial": 0,
+              "values": {"dense.units": 8}}, device="CPU", backend="tf", epochs_planned=1)
+after = reg.version_spaces(vid)
+print(json.dumps([[s["name"] for s in before], [s["name"] for s in after], after[0]["kind"],
+                  "keras" in sys.modules or "tensorflow" in sys.modules]))
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "home")], check=True,
+                         capture_output=True, text=True).stdout
+    assert json.loads(out) == [["dense.arg1"], ["dense.units"], "choice", False]
+
 # -- the %fit line of a run (nbkeras.results.fitline) ---------------------------
 
 def _options_of(line):

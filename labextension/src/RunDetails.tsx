@@ -12,6 +12,7 @@ import { chartsOf } from './curves';
 import {
   epochsText,
   fitLineGroups,
+  formatBytes,
   formatDuration,
   formatMetric,
   historyCsv,
@@ -76,7 +77,10 @@ export function RunDetails(props: RunDetailsProps): JSX.Element {
               detail.device,
               // the kernel's device text may already say it ("CPU · mixed precision off")
               /precision/.test(detail.device ?? '') ? null : precisionText(detail),
-              detail.backend
+              detail.backend,
+              typeof detail.options?.peak_memory === 'number'
+                ? `peak memory ${formatBytes(detail.options.peak_memory as number)}`
+                : null
             ]
               .filter(Boolean)
               .join(' · ')}

@@ -1,10 +1,14 @@
 /**
  * The list of models and runs, virtualized: only the rows in view (plus a
  * few) exist in the DOM, so ten thousand runs scroll as smoothly as ten.
- * Every name, metric key and path is rendered as React text, never as HTML.
+ * A `%tune` study or a `%fit --cv` is one row (its best value, or mean ±
+ * std) that opens onto its runs. Every name, metric key and path is
+ * rendered as React text, never as HTML.
  */
 
 import * as React from 'react';
+
+import { memberLabel, RunGroup } from './groups';
 
 import {
   epochsText,
@@ -30,6 +34,11 @@ export interface RunListProps {
   common: { device: string | null; precision: string | null };
   onSelect: (id: number) => void;
   onToggle: (model: string) => void;
+  /** The selected group's key, or null. */
+  selectedGroup: string | null;
+  onSelectGroup: (key: string) => void;
+  /** Opens or closes a group's runs. */
+  onToggleGroup: (key: string) => void;
   onToggleCompare: (id: number) => void;
   onStar: (id: number, starred: boolean) => void;
 }
@@ -96,6 +105,20 @@ export function RunList(props: RunListProps): JSX.Element {
       top: offsets[i],
       height: offsets[i + 1] - offsets[i]
     };
+    if (row.kind === 'group') {
+      items.push(
+        <GroupRow
+          key={`g:${row.group.key}`}
+          group={row.group}
+          expanded={row.expanded}
+          selected={row.group.key === props.selectedGroup}
+          style={style}
+          onSelect={props.onSelectGroup}
+          onToggle={props.onToggleGroup}
+        />
+      );
+      continue;
+    }
     items.push(
       row.kind === 'model' ? (
         <div key={`m:${row.name}`} className="nbk-model-row" style={style} role="presentation">
@@ -122,6 +145,7 @@ export function RunList(props: RunListProps): JSX.Element {
           style={style}
           metric={props.metric}
           selected={row.run.id === props.selected}
+          member={row.member ? memberLabel(row.run) : ''}
           compared={props.compared.includes(row.run.id)}
           place={placeText(row.run, props.common)}
           nowMs={props.nowMs}
@@ -150,11 +174,103 @@ export function RunList(props: RunListProps): JSX.Element {
   );
 }
 
+interface GroupRowProps {
+  group: RunGroup;
+  expanded: boolean;
+  selected: boolean;
+  style: React.CSSProperties;
+  onSelect: (key: string) => void;
+  onToggle: (key: string) => void;
+}
+
+/**
+ * A study: its name, trials, objective and best value with its trial. A
+ * cross-validation: its folds and the mean ± std of the key metric. The
+ * caret opens it onto its runs; a click elsewhere shows it in the pane.
+ */
+function GroupRow(props: GroupRowProps): JSX.Element {
+  const { group } = props;
+  const study = group.kind === 'study';
+  const count = study
+    ? `${group.trials.length} ${group.trials.length === 1 ? 'trial' : 'trials'}`
+    : `${group.folds} ${group.folds === 1 ? 'fold' : 'folds'}`;
+  const what = study ? `study ${group.name}` : `${group.model} cross-validation`;
+  const metric = study ? group.objective : group.metric;
+  let value = '';
+  let detail = '';
+  let done = '';
+  if (group.kind === 'study') {
+    value = group.best ? `best ${formatMetric(group.best.value)}` : 'no trial done';
+    detail = group.best && group.best.number !== null ? `trial ${group.best.number}` : '';
+  } else if (group.stats) {
+    value = `${formatMetric(group.stats.mean)} ± ${formatMetric(group.stats.std)}`;
+    done = group.stats.n < group.folds ? `${group.stats.n} done` : '';
+  } else {
+    value = 'no fold done';
+  }
+  const title = [what, count, done, metric ? `${metric}: ${value}` : value, detail]
+    .filter(Boolean)
+    .join(' · ');
+  return (
+    <div
+      className={`nbk-group-row nbk-group-${group.kind}${props.selected ? ' nbk-selected' : ''}`}
+      style={props.style}
+      role="option"
+      aria-selected={props.selected}
+      aria-label={study ? `study ${group.name}` : `cross-validation ${group.name}`}
+      data-group-key={group.key}
+      title={title}
+      onClick={() => props.onSelect(group.key)}
+    >
+      <div className="nbk-line">
+        <button
+          className="nbk-group-toggle"
+          aria-expanded={props.expanded}
+          aria-label={`${props.expanded ? 'Close' : 'Open'} ${what}`}
+          onClick={event => {
+            event.stopPropagation();
+            props.onToggle(group.key);
+          }}
+        >
+          {props.expanded ? '▾' : '▸'}
+        </button>
+        <span className="nbk-group-kind">{study ? 'study' : 'cv'}</span>{' '}
+        <span className="nbk-group-name">{study ? group.name : startedText(group.runs)}</span>{' '}
+        <span className="nbk-group-count">
+          {count}
+          {done ? ` · ${done}` : ''}
+          {group.running > 0 ? ` · ${group.running} live` : ''}
+        </span>
+      </div>
+      <div className="nbk-line nbk-group-value">
+        {metric ? <span className="nbk-metric-key">{metric}</span> : null}{' '}
+        <span className="nbk-group-best nbk-num">{value}</span>{' '}
+        {detail ? <span className="nbk-group-detail nbk-num">{detail}</span> : null}
+      </div>
+    </div>
+  );
+}
+
+/** When a group's first run started: "14:05", or "Mar 3, 14:05" on another day. */
+function startedText(runs: readonly RunSummary[]): string {
+  const first = Math.min(...runs.map(r => Date.parse(r.started)).filter(t => !Number.isNaN(t)));
+  if (!Number.isFinite(first)) {
+    return '';
+  }
+  const when = new Date(first);
+  const time = when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return when.toDateString() === new Date().toDateString()
+    ? time
+    : `${when.toLocaleDateString([], { month: 'short', day: 'numeric' })}, ${time}`;
+}
+
 interface RunRowProps {
   run: RunSummary;
   style: React.CSSProperties;
   metric: string | null;
   selected: boolean;
+  /** What the run is in its open group ('trial 3', 'fold 2/3'), else ''. */
+  member: string;
   compared: boolean;
   /** Device and precision where they differ from the usual ones, else ''. */
   place: string;
@@ -178,7 +294,7 @@ function RunRow(props: RunRowProps): JSX.Element {
   const duration = formatDuration(runDuration(run, props.nowMs));
   return (
     <div
-      className={`nbk-run-row${props.selected ? ' nbk-selected' : ''}${props.compared ? ' nbk-compared' : ''}`}
+      className={`nbk-run-row${props.selected ? ' nbk-selected' : ''}${props.compared ? ' nbk-compared' : ''}${props.member ? ' nbk-member' : ''}`}
       style={props.style}
       role="option"
       aria-selected={props.selected}
@@ -210,6 +326,7 @@ function RunRow(props: RunRowProps): JSX.Element {
           {STATUS_MARK[run.status] ?? '?'}
         </span>
         <span className="nbk-run-id">#{run.id}</span>
+        {props.member ? <span className="nbk-member-tag">{props.member}</span> : null}
         <span className={`nbk-status-text nbk-status-${run.status}`}>{run.status}</span>
         <button
           className={`nbk-star${run.starred ? ' nbk-starred' : ''}`}

@@ -1,7 +1,8 @@
 /**
  * The left-sidebar panel: a filter box and a sort menu over the virtualized
- * list of models and runs, and the selected run's details below. It polls
- * only while it is visible on a visible page.
+ * list of models and runs, and the selected run's details (or the selected
+ * study or cross-validation, or the comparison) below. It polls only while
+ * it is visible on a visible page.
  */
 
 import * as React from 'react';
@@ -10,6 +11,8 @@ import { Message } from '@lumino/messaging';
 import { ReactWidget } from '@jupyterlab/ui-components';
 
 import { CompareView } from './CompareView';
+import { findGroup } from './groups';
+import { CvView, StudyView } from './GroupView';
 import {
   buildRows,
   commonValue,
@@ -101,6 +104,15 @@ function useStore(store: RunsStore): number {
   return version;
 }
 
+/** The spaces of a study's newest model version (undefined while they load). */
+function studySpaces(
+  store: RunsStore,
+  runs: readonly RunSummary[]
+): ReturnType<RunsStore['spaces']> {
+  const newest = [...runs].sort((a, b) => b.id - a.id).find(r => r.version_id !== null);
+  return newest ? store.spaces(newest.version_id as number) : null;
+}
+
 /** The bottom pane's height limits, in pixels. */
 const PANE_MIN = 60;
 const LIST_MIN = 110;
@@ -111,6 +123,7 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
   const [filter, setFilter] = React.useState('');
   const [sortKey, setSortKey] = React.useState('');
   const [collapsed, setCollapsed] = React.useState<ReadonlySet<string>>(new Set());
+  const [expanded, setExpanded] = React.useState<ReadonlySet<string>>(new Set());
   const [paneHeight, setPaneHeight] = React.useState<number | null>(null);
   const [paneFolded, setPaneFolded] = React.useState(false);
   const [problem, setProblem] = React.useState<string | null>(null);
@@ -120,9 +133,10 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
 
   const keys = React.useMemo(() => metricKeys(runs.values()), [runs]);
   const sortBy: SortBy = sortKey ? { kind: 'metric', metric: sortKey } : { kind: 'newest' };
+  const metric = sortKey || defaultMetric(keys);
   const rows = React.useMemo(
-    () => buildRows(runs.values(), { filter, sortBy, collapsed }),
-    [runs, filter, sortKey, collapsed]
+    () => buildRows(runs.values(), { filter, sortBy, collapsed, expanded, metric }),
+    [runs, filter, sortKey, collapsed, expanded, metric]
   );
   const common = React.useMemo(
     () => ({
@@ -131,7 +145,6 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
     }),
     [runs]
   );
-  const metric = sortKey || defaultMetric(keys);
   const toggle = (name: string): void => {
     const next = new Set(collapsed);
     if (!next.delete(name)) {
@@ -139,6 +152,18 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
     }
     setCollapsed(next);
   };
+  const toggleGroup = (key: string): void => {
+    const next = new Set(expanded);
+    if (!next.delete(key)) {
+      next.add(key);
+    }
+    setExpanded(next);
+  };
+  const selectedGroup = React.useMemo(
+    () =>
+      store.selectedGroup === null ? null : findGroup(runs.values(), store.selectedGroup, metric),
+    [runs, store.selectedGroup, metric]
+  );
   const attempt = (what: string, action: () => Promise<unknown>): void => {
     setProblem(null);
     action().catch(error =>
@@ -224,17 +249,38 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
   const compared = store.compared
     .map(id => runs.get(id))
     .filter((r): r is RunSummary => r !== undefined);
-  const mode = compared.length >= 2 ? 'compare' : store.selected !== null ? 'details' : null;
+  const mode =
+    compared.length >= 2
+      ? 'compare'
+      : selectedGroup !== null
+        ? 'group'
+        : store.selected !== null
+          ? 'details'
+          : null;
   const detail = store.detail;
   const paneTitle =
     mode === 'compare'
       ? `Comparing ${compared.length} runs`
-      : detail
-        ? `${detail.model} · run #${detail.id}`
-        : `Run #${store.selected}`;
+      : mode === 'group' && selectedGroup
+        ? selectedGroup.kind === 'study'
+          ? `${selectedGroup.model} · study ${selectedGroup.name}`
+          : `${selectedGroup.model} · ${selectedGroup.folds}-fold cross-validation`
+        : detail
+          ? `${detail.model} · run #${detail.id}`
+          : `Run #${store.selected}`;
+  const paneLabel =
+    mode === 'compare'
+      ? 'Run comparison'
+      : mode === 'group'
+        ? selectedGroup?.kind === 'study'
+          ? 'Study'
+          : 'Cross-validation'
+        : 'Run details';
   const closePane = (): void => {
     if (mode === 'compare') {
       store.setCompared([]);
+    } else if (mode === 'group') {
+      store.selectGroup(null);
     } else {
       store.select(null);
     }
@@ -305,6 +351,9 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
         common={common}
         onSelect={id => store.select(id)}
         onToggle={toggle}
+        selectedGroup={store.selectedGroup}
+        onSelectGroup={key => store.selectGroup(key)}
+        onToggleGroup={toggleGroup}
         onToggleCompare={id => store.toggleCompare(id)}
         onStar={star}
       />
@@ -322,7 +371,7 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
           />
           <section
             className={`nbk-pane${paneFolded ? ' nbk-folded' : ''}`}
-            aria-label={mode === 'compare' ? 'Run comparison' : 'Run details'}
+            aria-label={paneLabel}
             style={!paneFolded && paneHeight !== null ? { height: paneHeight } : undefined}
           >
             <header className="nbk-details-header">
@@ -349,7 +398,13 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
               ) : null}
               <button
                 className="nbk-icon-button"
-                aria-label={mode === 'compare' ? 'Close the comparison' : 'Close run details'}
+                aria-label={
+                  mode === 'compare'
+                    ? 'Close the comparison'
+                    : mode === 'group'
+                      ? `Close the ${paneLabel.toLowerCase()}`
+                      : 'Close run details'
+                }
                 onClick={closePane}
               >
                 ✕
@@ -361,6 +416,14 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
                 details={store.comparedDetails}
                 onRemove={id => store.toggleCompare(id)}
               />
+            ) : mode === 'group' && selectedGroup?.kind === 'study' ? (
+              <StudyView
+                group={selectedGroup}
+                spaces={studySpaces(store, selectedGroup.runs)}
+                onSelectRun={id => store.select(id)}
+              />
+            ) : mode === 'group' && selectedGroup?.kind === 'cv' ? (
+              <CvView group={selectedGroup} onSelectRun={id => store.select(id)} />
             ) : (
               <RunDetails
                 runId={store.selected as number}

@@ -2,8 +2,10 @@
  * The sidebar's data logic, free of JupyterLab and the DOM so it can be
  * unit-tested in plain node: merging `since` updates into the known runs,
  * grouping, filtering and sorting them into list rows, and the arithmetic of
- * the virtualized list.
+ * the virtualized list. (Studies and folds: ./groups.)
  */
+
+import { groupKey, makeGroup, RunGroup, RunGroupInfo } from './groups';
 
 /** Metric name -> value; `null` where training produced NaN or inf. */
 export type Metrics = Record<string, number | null>;
@@ -39,6 +41,8 @@ export interface RunSummary {
   starred?: boolean;
   /** 'mixed' for a run trained with --mixed-precision, else 'float32'. */
   precision?: string;
+  /** A `%tune` trial's study or a `%fit --cv` fold's group; absent otherwise. */
+  group?: RunGroupInfo;
 }
 
 /** The body of `GET /nbkeras/api/runs[?since=N]`. */
@@ -160,9 +164,16 @@ export interface ViewOptions {
   sortBy: SortBy;
   /** Names of the models whose runs are folded away. */
   collapsed: ReadonlySet<string>;
+  /** Keys of the study and cross-validation groups shown open (`groupKey`). */
+  expanded?: ReadonlySet<string>;
+  /** The list's key metric: what a cross-validation group summarises. */
+  metric?: string | null;
 }
 
-/** A row of the list: a model heading or one of its runs. */
+/**
+ * A row of the list: a model heading, a study or cross-validation group
+ * (one row until opened), or a run (`member`: shown inside its open group).
+ */
 export type Row =
   | {
       kind: 'model';
@@ -171,7 +182,8 @@ export type Row =
       running: number;
       collapsed: boolean;
     }
-  | { kind: 'run'; run: RunSummary };
+  | { kind: 'group'; group: RunGroup; expanded: boolean }
+  | { kind: 'run'; run: RunSummary; member?: boolean };
 
 /**
  * Compares two runs by the best value of `metric`, best first: the smallest
@@ -210,7 +222,9 @@ export function starredFirst(
 /**
  * The rows to show: models whose name contains the filter, each followed by
  * its runs (unless collapsed), ordered as `sortBy` asks. Models are ordered
- * by their first run under the same order.
+ * by their first run under the same order. The runs of one `%tune` study or
+ * one `%fit --cv` are one group row, placed where its first run would be,
+ * followed by its runs when open (a study's best trial first, folds in order).
  */
 export function buildRows(
   runs: Iterable<RunSummary>,
@@ -242,6 +256,7 @@ export function buildRows(
   });
   sorted.sort((a, b) => order(a.list[0], b.list[0]));
   const rows: Row[] = [];
+  const expanded = options.expanded ?? new Set<string>();
   for (const { name, list } of sorted) {
     const collapsed = options.collapsed.has(name);
     rows.push({
@@ -251,17 +266,45 @@ export function buildRows(
       running: list.filter(r => r.status === 'running').length,
       collapsed
     });
-    if (!collapsed) {
-      for (const run of list) {
+    if (collapsed) {
+      continue;
+    }
+    // `list` is in order: a group takes the place of its first run
+    const members = new Map<string, RunSummary[]>();
+    for (const run of list) {
+      const key = groupKey(run);
+      if (key !== null) {
+        const group = members.get(key);
+        if (group) {
+          group.push(run);
+        } else {
+          members.set(key, [run]);
+        }
+      }
+    }
+    const placed = new Set<string>();
+    for (const run of list) {
+      const key = groupKey(run);
+      if (key === null) {
         rows.push({ kind: 'run', run });
+      } else if (!placed.has(key)) {
+        placed.add(key);
+        const group = makeGroup(key, members.get(key) as RunSummary[], options.metric ?? null);
+        const open = expanded.has(key);
+        rows.push({ kind: 'group', group, expanded: open });
+        if (open) {
+          for (const member of group.runs) {
+            rows.push({ kind: 'run', run: member, member: true });
+          }
+        }
       }
     }
   }
   return rows;
 }
 
-/** Pixel heights of the two kinds of rows (the stylesheet matches them). */
-export const ROW_HEIGHT = { model: 30, run: 62 } as const;
+/** Pixel heights of the kinds of rows (the stylesheet matches them). */
+export const ROW_HEIGHT = { model: 30, group: 44, run: 62 } as const;
 
 /** offsets[i] is the top of row i; offsets[rows.length] the total height. */
 export function rowOffsets(rows: readonly Row[]): number[] {
@@ -327,6 +370,21 @@ export function formatMetric(value: number | null | undefined): string {
     return value.toFixed(0);
   }
   return value.toPrecision(4);
+}
+
+/** Bytes as "3.2 GB", "640 MB", "12 KB" (decimal units, as the panel writes them). */
+export function formatBytes(bytes: number): string {
+  for (const [unit, size] of [
+    ['GB', 1e9],
+    ['MB', 1e6],
+    ['KB', 1e3]
+  ] as const) {
+    if (bytes >= size) {
+      const v = bytes / size;
+      return `${v < 100 ? v.toFixed(1) : v.toFixed(0)} ${unit}`;
+    }
+  }
+  return `${bytes} B`;
 }
 
 /** Seconds as "42 s", "3 min 05 s" or "2 h 07 min". */

@@ -1,7 +1,9 @@
 /**
  * The panel's live data: polls the server for changed runs while the panel
  * is visible (and not at all while it is hidden), and fetches the selected
- * run's details whenever that run changes.
+ * run's details whenever that run changes. A selected study or
+ * cross-validation group needs no fetch of its own (the summaries carry
+ * what it shows) except, once per model version, its search spaces.
  */
 
 import { ISignal, Signal } from '@lumino/signaling';
@@ -16,6 +18,7 @@ import {
   RunsState,
   toggleCompare
 } from './model';
+import type { SpaceInfo } from './parcoords';
 import { POLL_INTERVAL_MS, RETRY_INTERVAL_MS } from './tokens';
 
 /** Whether the server answers: `missing` when its extension is not enabled. */
@@ -42,6 +45,48 @@ export class RunsStore {
 
   get selected(): number | null {
     return this._selected;
+  }
+
+  /** The selected study or cross-validation group (`groupKey`), or null. */
+  get selectedGroup(): string | null {
+    return this._selectedGroup;
+  }
+
+  /** Selects a group (or none); a selected run is deselected. */
+  selectGroup(key: string | null): void {
+    if (key === this._selectedGroup && (key === null || this._selected === null)) {
+      return;
+    }
+    this._selectedGroup = key;
+    if (key !== null) {
+      this._selected = null;
+      this._detail = null;
+      this._detailError = null;
+    }
+    this._changed.emit();
+  }
+
+  /**
+   * The search spaces of a model version: undefined until fetched (the
+   * first call fetches them), null when they cannot be had.
+   */
+  spaces(versionId: number): SpaceInfo[] | null | undefined {
+    if (!this._spaces.has(versionId)) {
+      this._spaces.set(versionId, undefined);
+      void this._fetchSpaces(versionId);
+    }
+    return this._spaces.get(versionId);
+  }
+
+  private async _fetchSpaces(versionId: number): Promise<void> {
+    let spaces: SpaceInfo[] | null = null;
+    try {
+      spaces = (await requestAPI<{ spaces: SpaceInfo[] }>(`versions/${versionId}/spaces`)).spaces;
+    } catch {
+      spaces = null; // drawn from the values alone
+    }
+    this._spaces.set(versionId, spaces);
+    this._changed.emit();
   }
 
   /** The selected run in full, once fetched. */
@@ -159,8 +204,11 @@ export class RunsStore {
 
   /** Selects a run (or none) and fetches its details. */
   select(id: number | null): void {
-    if (id === this._selected) {
+    if (id === this._selected && (id === null || this._selectedGroup === null)) {
       return;
+    }
+    if (id !== null) {
+      this._selectedGroup = null;
     }
     this._selected = id;
     this._detail = null;
@@ -291,6 +339,8 @@ export class RunsStore {
   private _connection: Connection = 'loading';
   private _message = '';
   private _selected: number | null = null;
+  private _selectedGroup: string | null = null;
+  private _spaces = new Map<number, SpaceInfo[] | null | undefined>();
   private _detail: RunDetail | null = null;
   private _detailError: string | null = null;
   private _detailRequest = 0;

@@ -25,6 +25,7 @@ import {
   EMPTY_STATE,
   epochsText,
   formatDuration,
+  formatBytes,
   formatMetric,
   metricDirection,
   metricKeys,
@@ -74,7 +75,7 @@ function run(id: number, model: string, extra: Partial<RunSummary> = {}): RunSum
 const NEWEST: ViewOptions = { filter: '', sortBy: { kind: 'newest' }, collapsed: new Set() };
 
 function summary(rows: Row[]): string[] {
-  return rows.map(r => (r.kind === 'model' ? `[${r.name}]` : `#${r.run.id}`));
+  return rows.map(r => (r.kind === 'model' ? `[${r.name}]` : r.kind === 'run' ? `#${r.run.id}` : '<group>'));
 }
 
 test('a full answer replaces every run and sets the cursor', () => {
@@ -462,4 +463,11 @@ test('a %fit line wraps between flags, never inside one', () => {
     '--lr-decay -0.5',
     '--no-shuffle'
   ]);
+});
+
+test('formatBytes writes decimal units as the panel does', () => {
+  assert.equal(formatBytes(3.2e9), '3.2 GB');
+  assert.equal(formatBytes(640e6), '640 MB');
+  assert.equal(formatBytes(12_345), '12.3 KB');
+  assert.equal(formatBytes(512), '512 B');
 });

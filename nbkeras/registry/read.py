@@ -8,14 +8,19 @@ whose process died is *reported* as interrupted here (computed, as
 
 Summaries never touch the epoch rows: the `last`, `best`, `best_epoch` and
 `directions` columns kept by `log_epoch` make a listing of 10,000 runs one
-indexed query and one JSON parse. Imports no Keras.
+indexed query and one JSON parse. A run of a `%tune` study or of a `%fit --cv`
+group also carries its `group` (study, trial, space values, objective; group
+id, fold): only those runs' options are parsed, and only a grouped run whose
+early stopping restored an earlier epoch costs one epoch-row lookup. Imports
+no Keras (a version's search spaces are parsed with a stand-in for Keras'
+tables).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from ..metricvocab import is_score
 from .schema import dead_runs, iso_utc, loads, name_direction
@@ -27,6 +32,9 @@ _SUMMARY_COLS = ("id, model, version_id, status, started, ended, device, backend
                  "epochs_done, epochs_planned, seq, heartbeat, starred, "
                  "CASE WHEN json_valid(options) THEN json_extract(options, '$.mixed_precision') "
                  "END, "
+                 # the options of grouped runs only (a %tune trial, a --cv fold)
+                 "CASE WHEN instr(options, '\"study\"') OR instr(options, '\"cv_group\"') "
+                 "THEN options END, "
                  f"{_ISO_SQL.format('started')}, {_ISO_SQL.format('ended')}, "
                  "'[' || COALESCE(last, '{}') || ',' || COALESCE(best, '{}') || ',' || "
                  "COALESCE(best_epoch, '{}') || ',' || COALESCE(directions, '{}') || ']'")
@@ -45,6 +53,70 @@ def _directions(stored: Dict[str, str], last: dict, best: dict) -> Dict[str, str
     return out
 
 
+def _group(options_text: Optional[str], status: str, epochs: int,
+           planned: Optional[int], best_epoch: dict) -> Optional[dict]:
+    """What the sidebar groups a run by, from its options; None for a plain run.
+
+    A `%tune` trial has `study`, `trial`, `values` (space name -> value),
+    `objective` and `direction` ('min' or 'max'; both None for trials
+    recorded before they were kept); a `%fit --cv` fold has `cv_group`,
+    `fold` and `folds` (K). A trial of `%tune --cv` has both. `restored_epoch` is the epoch whose weights `--early-stop` restored
+    (a completed run that stopped before its planned epochs), else None.
+    """
+    try:
+        options = json.loads(options_text) if options_text else None
+    except ValueError:
+        return None
+    if not isinstance(options, dict):
+        return None
+    group: Dict[str, Any] = {}
+    if options.get("study") is not None:
+        values = options.get("values")
+        group.update(study=str(options["study"]), trial=options.get("trial"),
+                     objective=options.get("objective"),
+                     direction=options.get("direction") if options.get("direction") in (
+                         "min", "max") else None,
+                     values=values if isinstance(values, dict) else {})
+    if options.get("cv_group") is not None:
+        group.update(cv_group=str(options["cv_group"]), fold=options.get("fold"),
+                     folds=options.get("cv"))
+    if not group:
+        return None
+    group["restored_epoch"] = None
+    if (options.get("early_stop") is not None and status == "completed" and planned
+            and epochs < planned):
+        # the monitor as `%fit` chose it: --monitor, else val_loss with validation data
+        has_val = bool(options.get("val") or options.get("val_split"))
+        monitor = options.get("monitor") or ("val_loss" if has_val else "loss")
+        group["restored_epoch"] = best_epoch.get(monitor)
+    return group
+
+
+class _NoKeras:
+    """A stand-in for the spec parser's Keras catalog: no layer names, no
+    constructor parameters (spaces get provisional names, in the same order)."""
+
+    def layer_name(self, kind: str) -> Optional[str]:
+        return None
+
+    def params(self, kind: str, args) -> tuple:
+        return ()
+
+
+def _add_held(db, rows: List[dict]) -> None:
+    """`group["held"]`: the metrics of the epoch whose weights a grouped run
+    holds, where early stopping restored one (elsewhere the run's `last` is
+    what it holds, and `held` is left out)."""
+    for row in rows:
+        epoch = (row.get("group") or {}).get("restored_epoch")
+        if epoch is None:
+            continue
+        found = db.execute("SELECT metrics FROM epochs WHERE run_id = ? AND epoch = ?",
+                           (row["id"], epoch)).fetchone()
+        if found:
+            row["group"]["held"] = json.loads(found[0])
+
+
 class RegistryReaders:
     """Read methods of `Registry`; they rely on its `_read`. None writes."""
 
@@ -61,7 +133,7 @@ class RegistryReaders:
         now = time.time()
         out = []
         for (rid, model, vid, status, started, ended, device, backend, notebook, done,
-             planned, seq, heartbeat, starred, mixed, started_iso, ended_iso, _), \
+             planned, seq, heartbeat, starred, mixed, grouped, started_iso, ended_iso, _), \
                 (last, best, best_epoch, directions) in zip(rows, blobs):
             if status == "running" and rid in dead:
                 status, ended = "interrupted", dead[rid]
@@ -77,6 +149,11 @@ class RegistryReaders:
                 "starred": bool(starred),
                 "precision": "mixed" if mixed else "float32",
             })
+            if grouped is not None:
+                group = _group(grouped, status, done, planned, best_epoch)
+                if group is not None:
+                    out[-1]["group"] = group
+        _add_held(db, out)
         return out
 
     def run_summaries(self, model: Optional[str] = None, since: Optional[int] = None,
@@ -186,6 +263,46 @@ class RegistryReaders:
                 r["options"], r["error"] = loads(opts), err
             return rows
         return self._read(fn, [])
+
+    def version_spaces(self, version_id: int) -> Optional[List[dict]]:
+        """The search spaces of a model version's spec, in the spec's order,
+        as `Space.to_config()` dicts (`name`, `kind`: choice/int/float,
+        `choices`, `low`, `high`, `step`, `log`, `text`); [] when its spec has
+        none or is not a spec; None for an unknown version.
+
+        Parsed without Keras (the server must not load TensorFlow), which
+        names a space by its layer's parameter only with Keras' tables; the
+        names come from the version's newest `%tune` trial instead, whose
+        `values` hold the same spaces in the same (source) order.
+        """
+        def fn(db):
+            row = db.execute("SELECT spec_text FROM model_versions WHERE id = ?",
+                             (int(version_id),)).fetchone()
+            if row is None:
+                return None
+            trial = db.execute(
+                "SELECT options FROM runs WHERE version_id = ? AND instr(options, '\"study\"') "
+                "ORDER BY id DESC LIMIT 1", (int(version_id),)).fetchone()
+            return row[0], trial[0] if trial else None
+        found = self._read(fn, None)
+        if found is None:
+            return None
+        spec_text, options = found
+        if not spec_text:
+            return []
+        from ..speclang.parse import parse
+        try:
+            spaces = [s.to_config() for s in parse(spec_text, catalog=_NoKeras()).spaces]
+        except Exception:  # noqa: BLE001 - a spec another version of nbkeras wrote
+            return []
+        try:
+            values = (json.loads(options) or {}).get("values") if options else None
+        except ValueError:
+            values = None
+        if isinstance(values, dict) and len(values) == len(spaces):
+            for space, name in zip(spaces, values):
+                space["name"] = name
+        return spaces
 
     def model_versions(self, name: Optional[str] = None) -> List[dict]:
         """Model versions (of `name`), newest first."""

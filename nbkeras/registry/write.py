@@ -289,14 +289,27 @@ class Registry(RegistryReaders):
                  *dirs_param, run_id))
         self._write(fn)
 
-    def end_run(self, run_id: Optional[int], status: str, error: Optional[str] = None) -> None:
-        """Close a run with `status` in completed, stopped, failed, interrupted."""
+    def end_run(self, run_id: Optional[int], status: str, error: Optional[str] = None,
+                options: Optional[dict] = None) -> None:
+        """Close a run with `status` in completed, stopped, failed, interrupted.
+
+        Args:
+            options: keys added to the run's options, what only its end knows
+                (`peak_memory`: the run's peak device memory in bytes).
+        """
         if run_id is None:
             return
         if status not in STATUSES[1:]:  # a caller's bug must not break training either
             warnings.warn(f"nbkeras: unknown run status {status!r} recorded as 'failed'",
                           RuntimeWarning, stacklevel=2)
             error, status = error or f"ended with unknown status {status!r}", "failed"
+        if options:
+            self._write(lambda db, seq: db.execute(
+                "UPDATE runs SET status = ?, error = ?, ended = ?, seq = ?, options = "
+                "json_patch(CASE WHEN json_valid(options) THEN options ELSE '{}' END, ?) "
+                "WHERE id = ?", (status, error, time.time(), seq, dumps(jsonable(options)),
+                                 run_id)), last_try=True)
+            return
         self._write(lambda db, seq: db.execute(
             "UPDATE runs SET status = ?, error = ?, ended = ?, seq = ? WHERE id = ?",
             (status, error, time.time(), seq, run_id)), last_try=True)
@@ -435,6 +448,7 @@ class NullRegistry:
     def run(self, *a, **k): return None
     def runs(self, *a, **k): return []
     def model_versions(self, *a, **k): return []
+    def version_spaces(self, *a, **k): return None
     def evaluations(self, *a, **k): return []
     def model_names(self): return []
     def model_stats(self): return []
