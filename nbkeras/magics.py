@@ -116,7 +116,7 @@ class NbkerasMagics(Magics, Configurable):
     @argument("--study", metavar="NAME", help="Study name (default: the model's name).")
     @argument("--resume", action="store_true", help="Continue an existing study.")
     @argument("--storage", metavar="URL", help="Optuna storage URL (default: SQLite beside the registry).")
-    @argument("--workers", type=int, metavar="N", help="Not available yet.")
+    @argument("--workers", type=int, metavar="N", help="Run N trials at a time in N worker processes (one GPU each when there are several), sharing the study's storage.")
     @argument("--cv", type=int, metavar="K", help="Score each trial by K-fold cross-validation (mean over folds).")
     @argument("-e", "--epochs", type=int, default=10)
     @argument("-b", "--batch-size", type=int, default=32)

@@ -71,7 +71,8 @@ def test_a_trial_keras_rejects_fails_alone_and_the_search_goes_on(ip):
 @pytest.mark.parametrize("line, message", [
     ("plain x y --trials 2", "has no search space"),
     ("tn x y --trials 2 --sampler grid", "--sampler grid needs every space"),
-    ("tn x y --trials 2 --workers 2", "--workers is not available yet"),
+    ("tn x y --trials 2 --workers 0", "--workers 0: give at least 1"),
+    ("tn x y --trials 2 --workers 2 --storage nosuch://x", "'nosuch://x' cannot be opened"),
     ("tn x y --trials 2 --cv 2 --val-split 0.2", "holds out each fold"),
     ("tn x y", "give --trials N"),
     ("tn x y --trials 1 --storage nosuch://x", "cannot be opened"),

@@ -10,12 +10,19 @@ rejects) is marked failed with its reason and the search goes on; an
 interrupt ends the search after the trial in flight, recorded as stopped.
 `NAME` is then bound to the best trial's trained model (its weights, not a
 retrained copy) and `%tune` returns the trials as a pandas DataFrame.
+
+`run_trial` is one trial from its values to Optuna's `tell`, the same code
+in this kernel (`--workers` not given: one trial at a time) and in the
+worker processes of `--workers N` (`nbkeras.tune.parallel` starts them,
+`nbkeras.tune.worker` is their loop), which read the data from a
+`DataNamespace` instead of the notebook.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from ..errors import SpecError, TrainingStopped, UsageError
@@ -88,8 +95,8 @@ class _Reporter:
         return Reporter(*a, **k)
 
 
-def _train_trial(shell, spec, fit_args, info0, values, trial, objective, view, study_name):
-    """Build and train one trial; returns (model, row fields)."""
+def _train_trial(ctx: "TrialContext", values, trial, view):
+    """Build and train one trial; returns (model, session, value, pruned, state)."""
     import keras
 
     from ..train.callback import LiveCallback
@@ -99,10 +106,11 @@ def _train_trial(shell, spec, fit_args, info0, values, trial, objective, view, s
     from ..view.progress import RunState
     from ..view.text import QuietView
 
-    model, info, plan = _build_trial(shell, spec, fit_args, info0, values, trial, study_name)
+    objective = ctx.objective
+    model, info, plan = _build_trial(ctx, values, trial)
     reporter = _Reporter(trial, objective, view, plan.epochs)
     plan.callbacks.append(reporter)
-    with FitSession(shell, plan, model, info) as session:
+    with FitSession(ctx.shell, plan, model, info) as session:
         state = RunState(name=plan.name, epochs=plan.epochs, steps=plan.steps,
                          device=device_line(is_mixed(model)))
         session.start_run(state.device, keras.backend.backend())
@@ -125,21 +133,24 @@ def _train_trial(shell, spec, fit_args, info0, values, trial, objective, view, s
     return model, session, value, pruned, state
 
 
-def _build_trial(shell, spec, fit_args, info0, values, trial, study_name):
+def _build_trial(ctx: "TrialContext", values, trial):
     """The model at the trial's values, its `ModelInfo` and its `FitPlan`
     (the data were checked before the first trial: no --monitor probe)."""
     from ..modelbuild.build import build
     from ..state import ModelInfo, set_info
     from ..train.plan import build_plan
 
-    result = build(spec, fit_args.name, values=values)
+    fit_args, info0, study_name = ctx.fit_args, ctx.info0, ctx.study_name
+    result = build(ctx.spec, fit_args.name, values=values)
     model = result.model
     info = set_info(model, ModelInfo(
         name=fit_args.name, spec_text=info0.spec_text, version_id=info0.version_id,
         compile_kwargs=result.compile_kwargs, deferred_losses=dict(result.deferred_losses),
         extra={"space_values": dict(values), "study": study_name, "trial": trial.number}))
-    plan = build_plan(shell, fit_args, model, info, probe_monitor=False)
-    plan.options.update(study=study_name, trial=trial.number,
+    plan = build_plan(ctx.shell, fit_args, model, info, probe_monitor=False)
+    plan.options.update(ctx.options)  # a worker's: the notebook's expressions
+    plan.options.update(study=study_name, trial=trial.number, objective=ctx.objective,
+                        direction=ctx.direction,
                         values={k: _jsonable(v) for k, v in values.items()})
     return model, info, plan
 
@@ -151,7 +162,7 @@ class _CVOutcome:
         self.status, self.error, self.run_id = status, error, None
 
 
-def _cv_trial(shell, spec, fit_args, info0, values, trial, objective, view, study_name):
+def _cv_trial(ctx: "TrialContext", values, trial, view):
     """One trial scored by K-fold cross-validation: the mean of `objective`
     over the folds (no pruning: a fold is not an epoch). Returns the model at
     its initial weights, as `%fit --cv` leaves it."""
@@ -159,11 +170,12 @@ def _cv_trial(shell, spec, fit_args, info0, values, trial, objective, view, stud
     from ..train.checks import settle_losses
     from ..train.cv import run_cv
 
-    model, info, plan = _build_trial(shell, spec, fit_args, info0, values, trial, study_name)
+    objective, fit_args = ctx.objective, ctx.fit_args
+    model, info, plan = _build_trial(ctx, values, trial)
     settle_losses(model, info, plan.settle)
     view.progress(f"{fit_args.cv}-fold cross-validation…", 0.0)
     try:
-        frame = run_cv(shell, fit_args, plan, model, info)
+        frame = run_cv(ctx.shell, fit_args, plan, model, info)
     except TrainingStopped:
         return model, _CVOutcome("stopped"), None, ""
     except Exception as exc:  # noqa: BLE001 - a fold's failure fails this trial only
@@ -187,6 +199,133 @@ def _jsonable(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
 
 
+@dataclass
+class TrialContext:
+    """What every trial of one search needs, in the kernel or in a worker.
+
+    Attributes:
+        shell: what the trial code reads the data from: the IPython shell in
+            the kernel, a `DataNamespace` of memory-mapped arrays in a worker
+            (anything with `user_ns` and `ev(expr)`).
+        spec: the parsed spec, whose spaces the trials sample.
+        fit_args: the `%fit` arguments each trial trains with.
+        info0: the searched model's `ModelInfo` (spec text, registry version).
+        objective: the metric the study optimizes; `direction` 'min' or 'max'.
+        study_name: the Optuna study (and the registry runs' `study`).
+        seed: each trial's initial weights use `seed + trial number`.
+        options: added to each registry run's options (a worker's: the
+            notebook's expressions for X, Y and --val).
+        worker: a worker's label; set, the trial's outcome (state, message,
+            registry run) is written on the Optuna trial for the kernel.
+        models: a worker saves a trial that is the best so far here, as
+            `trial-N.keras`, for the kernel to load the best one at the end.
+    """
+
+    shell: Any
+    spec: Any
+    fit_args: Any
+    info0: Any
+    objective: str
+    direction: str
+    study_name: str
+    seed: Optional[int] = None
+    options: Dict[str, Any] = field(default_factory=dict)
+    worker: Optional[str] = None
+    models: Optional[str] = None
+
+
+def run_trial(ctx: TrialContext, study, trial, row: TrialRow, view, optuna):
+    """Run one asked trial: its values, build, train (or cross-validate), tell.
+
+    Fills `row` (values, state, value, message, run). Returns the trained
+    model of a complete trial (else None), whether the user stopped it, and
+    whether a grid sampler has now run its whole grid.
+    """
+    FAIL = optuna.trial.TrialState.FAIL
+    started = time.perf_counter()
+    model, stopped, tell = None, False, {"state": FAIL}
+    try:
+        if ctx.worker:
+            trial.set_user_attr("nbkeras_worker", ctx.worker)
+        values = {s.name: _suggest(trial, s) for s in ctx.spec.spaces}
+        row.values = values
+        view.progress("building…", 0.0)
+        if ctx.seed is not None:
+            import keras
+            keras.utils.set_random_seed(ctx.seed + trial.number)
+        if ctx.fit_args.cv is not None:
+            model, session, value, pruned = _cv_trial(ctx, values, trial, view)
+        else:
+            model, session, value, pruned, _ = _train_trial(ctx, values, trial, view)
+            row.run_id = session.run_id
+    except KeyboardInterrupt:
+        row.state, row.message, stopped = "stopped", "interrupted before training", True
+    except (SpecError, ValueError, TypeError) as exc:  # a value Keras rejects: this trial only
+        row.state, row.message = "failed", _short(exc)
+    else:
+        if session.status == "stopped" and not pruned:
+            row.state, row.message, stopped = "stopped", "stopped by the user", True
+        elif session.status == "failed":
+            row.state, row.message = "failed", _short(session.error)
+        elif pruned:
+            row.state, row.message, row.value = "pruned", pruned, value
+            tell = {"state": optuna.trial.TrialState.PRUNED}
+        elif value is None or not math.isfinite(value):
+            row.state, row.message = "failed", f"no finite {ctx.objective}"
+        else:
+            row.state, row.value = "complete", value
+            tell = {"values": value}
+    row.duration = time.perf_counter() - started
+    if row.state != "complete":
+        model = None
+    if ctx.worker:
+        if model is not None and ctx.models:
+            try:
+                _save_if_best(ctx, study, trial.number, value, model)
+            except Exception as exc:  # noqa: BLE001 - the trial's value stands
+                row.message = f"its model could not be saved: {_short(exc)}"
+        trial.set_user_attr("nbkeras", {"state": row.state, "message": row.message,
+                                        "run_id": row.run_id,
+                                        "duration": round(row.duration, 3)})
+    return model, stopped, _tell(study, trial, **tell)
+
+
+def _save_if_best(ctx: TrialContext, study, number: int, value: float, model) -> None:
+    """A worker keeps the model of a trial at least as good as every trial
+    completed so far, as `trial-N.keras` (written beside, then renamed)."""
+    import os
+    done = [t.value for t in study.get_trials(deepcopy=False)
+            if t.state.name == "COMPLETE" and t.value is not None]
+    pick = min if ctx.direction == "min" else max
+    if done and pick(done + [value]) != value:
+        return
+    path = os.path.join(ctx.models, f"trial-{number}.keras")
+    tmp = os.path.join(ctx.models, f".trial-{number}-{os.getpid()}.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _check_workers(args, plan0) -> Optional[int]:
+    """How many worker processes run the trials (None: this kernel runs them)."""
+    if args.workers is None:
+        return None
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: give at least 1")
+    from ..train.checks import is_dataset
+    if is_dataset(plan0.x) or is_dataset(plan0.fit_kwargs.get("validation_data")):
+        raise UsageError("--workers writes the data once as NumPy files for the worker "
+                         "processes: give arrays (or DataFrames), not a dataset")
+    from .job import check_data
+    check_data(plan0.x, f"`{args.x}`")
+    check_data(plan0.y, f"`{args.y}`")
+    check_data(plan0.fit_kwargs.get("validation_data"), "--val")
+    if args.trials is not None and args.workers > args.trials:
+        print(f"nbkeras: --workers {args.workers} is more than the {args.trials} trials: "
+              f"{args.trials} workers")
+        return args.trials
+    return args.workers
+
+
 def run_tune(shell, args, magics):
     """Search the spaces of `args.name`; return the trials as a DataFrame."""
     from .study import open_study, require_optuna
@@ -195,9 +334,6 @@ def run_tune(shell, args, magics):
         import pandas as pd
     except ImportError:
         raise UsageError("%tune returns a pandas DataFrame: `pip install pandas`") from None
-    if args.workers is not None:
-        raise UsageError("--workers is not available yet in this version of %tune: run the "
-                         "search without it (trials run one at a time in this kernel)")
     if args.cv is not None and (args.val or args.val_split is not None):
         raise UsageError("--cv holds out each fold in turn as the validation data: drop --val "
                          "and --val-split")
@@ -214,69 +350,25 @@ def run_tune(shell, args, magics):
     direction = args.direction or metric_direction(objective, model0)
     if direction not in ("min", "max"):
         raise UsageError(f"--direction {direction!r}: give min or max")
+    workers = _check_workers(args, plan0)
     study_name = args.study or args.name
     study, url = open_study(study_name, direction, args.storage, args.resume, args.sampler,
                             args.pruner, args.seed, spec.spaces)
     state = SearchState(study=study_name, objective=objective, direction=direction,
-                        spaces=[s.name for s in spec.spaces], planned=args.trials)
+                        spaces=[s.name for s in spec.spaces], planned=args.trials,
+                        workers=workers or 1)
     state.rows += _earlier_rows(study, spec)
     from ..view.text import has_rich_frontend
     view = SearchView(state, quiet=args.quiet, text=not has_rich_frontend(shell))
-    view.start()
-    best_model, stopped, grid_done = None, False, False
-    best = state.best()
-    deadline = time.perf_counter() + args.timeout if args.timeout else None
-    ran = 0
-    while (args.trials is None or ran < args.trials) and not stopped and not grid_done:
-        if deadline is not None and time.perf_counter() >= deadline:
-            break
-        trial = study.ask()
-        ran += 1
-        row = TrialRow(number=trial.number, values={})
-        state.rows.append(row)
-        started = time.perf_counter()
-        try:
-            values = {s.name: _suggest(trial, s) for s in spec.spaces}
-            row.values = values
-            view.progress("building…", 0.0)
-            if args.seed is not None:
-                import keras
-                keras.utils.set_random_seed(args.seed + trial.number)
-            if args.cv is not None:
-                model, session, value, pruned = _cv_trial(
-                    shell, spec, fit_args, info0, values, trial, objective, view, study_name)
-            else:
-                model, session, value, pruned, _ = _train_trial(
-                    shell, spec, fit_args, info0, values, trial, objective, view, study_name)
-                row.run_id = session.run_id
-        except KeyboardInterrupt:
-            row.state, row.message, stopped = "stopped", "interrupted before training", True
-            grid_done |= _tell(study, trial, state=optuna.trial.TrialState.FAIL)
-        except (SpecError, ValueError, TypeError) as exc:  # a value Keras rejects: this trial only
-            row.state, row.message = "failed", _short(exc)
-            grid_done |= _tell(study, trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            if session.status == "stopped" and not pruned:
-                row.state, row.message, stopped = "stopped", "stopped by the user", True
-                grid_done |= _tell(study, trial, state=optuna.trial.TrialState.FAIL)
-            elif session.status == "failed":
-                row.state, row.message = "failed", _short(session.error)
-                grid_done |= _tell(study, trial, state=optuna.trial.TrialState.FAIL)
-            elif pruned:
-                row.state, row.message, row.value = "pruned", pruned, value
-                grid_done |= _tell(study, trial, state=optuna.trial.TrialState.PRUNED)
-            elif value is None or not math.isfinite(value):
-                row.state, row.message = "failed", f"no finite {objective}"
-                grid_done |= _tell(study, trial, state=optuna.trial.TrialState.FAIL)
-            else:
-                row.state, row.value = "complete", value
-                grid_done |= _tell(study, trial, value)
-                if best is None or (value < best.value if direction == "min" else value > best.value):
-                    best, best_model = row, model
-        row.duration = time.perf_counter() - started
-        state.current = ""
-        view.draw()  # every trial end is drawn at once
-    state.status = "stopped" if stopped else "completed"
+    ctx = TrialContext(shell=shell, spec=spec, fit_args=fit_args, info0=info0,
+                       objective=objective, direction=direction, study_name=study_name,
+                       seed=args.seed)
+    if workers is not None:
+        from .parallel import run_workers
+        best, best_model, stopped = run_workers(ctx, args, plan0, model0, study, url, state,
+                                                view, workers)
+    else:
+        best, best_model, stopped = _run_here(ctx, args, study, state, view, optuna)
     if best_model is not None:
         best_model.best_params = dict(best.values)
         shell.user_ns[args.name] = best_model
@@ -290,6 +382,32 @@ def run_tune(shell, args, magics):
                               f"trials: the trials so far are in `_tune`; `%tune ... --resume` "
                               "continues it")
     return frame
+
+
+def _run_here(ctx: TrialContext, args, study, state: SearchState, view, optuna):
+    """The trials one at a time in this kernel; returns the best trial's row
+    and model (None when no trial of this run beat the study's best) and
+    whether the user stopped the search."""
+    view.start()
+    best_model, stopped, grid_done = None, False, False
+    best = state.best()
+    deadline = time.perf_counter() + args.timeout if args.timeout else None
+    ran = 0
+    while (args.trials is None or ran < args.trials) and not stopped and not grid_done:
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
+        trial = study.ask()
+        ran += 1
+        row = TrialRow(number=trial.number, values={})
+        state.rows.append(row)
+        model, stopped, grid_done = run_trial(ctx, study, trial, row, view, optuna)
+        if model is not None and (best is None or (
+                row.value < best.value if ctx.direction == "min" else row.value > best.value)):
+            best, best_model = row, model
+        state.current = ""
+        view.draw()  # every trial end is drawn at once
+    state.status = "stopped" if stopped else "completed"
+    return best, best_model, stopped
 
 
 def _tell(study, trial, *args, **kwargs) -> bool:
@@ -320,18 +438,41 @@ def _short(exc) -> str:
 
 def _earlier_rows(study, spec) -> List[TrialRow]:
     """The trials a resumed study already holds."""
-    from .space import value_of
     by_name = {s.name: s for s in spec.spaces}
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        state = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(t.state.name)
-        if state is None:
-            continue
-        values = {k: value_of(by_name[k], v) for k, v in t.params.items() if k in by_name}
-        duration = (t.duration.total_seconds() if t.duration is not None else 0.0)
-        rows.append(TrialRow(number=t.number, values=values, state=state, value=t.value,
-                             duration=duration))
-    return rows
+    rows = [row_of(t, by_name) for t in study.get_trials(deepcopy=False)]
+    return [r for r in rows if r is not None and r.state != "running"]
+
+
+_STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
+
+
+def row_of(t, by_name) -> Optional[TrialRow]:
+    """The display's row of an Optuna trial (None for a trial still waiting),
+    with the outcome a worker wrote on it (`stopped`, the reason of a failure,
+    the registry run)."""
+    from .space import value_of
+    state = _STATES.get(t.state.name)
+    if state is None:
+        return None
+    values = {k: value_of(by_name[k], v) for k, v in t.params.items() if k in by_name}
+    outcome = t.user_attrs.get("nbkeras") or {}
+    if state == "failed" and outcome.get("state") == "stopped":
+        state = "stopped"
+    value = t.value
+    if state == "pruned" and value is None and t.intermediate_values:
+        value = t.intermediate_values[max(t.intermediate_values)]
+    if outcome.get("duration") is not None:
+        duration = float(outcome["duration"])
+    elif t.duration is not None:
+        duration = t.duration.total_seconds()
+    elif state == "running" and t.datetime_start is not None:
+        import datetime
+        duration = (datetime.datetime.now() - t.datetime_start).total_seconds()
+    else:
+        duration = 0.0
+    return TrialRow(number=t.number, values=values, state=state, value=value,
+                    duration=duration, message=outcome.get("message") or "",
+                    run_id=outcome.get("run_id"))
 
 
 def _frame(pd, state: SearchState):

@@ -74,12 +74,7 @@ def open_study(name: str, direction: str, storage: Optional[str], resume: bool,
     optuna = require_optuna()
     url = storage or default_storage()
     smp, prn = sampler(optuna, sampler_kind, seed, spaces), pruner(optuna, pruner_kind)
-    try:
-        store = optuna.storages.RDBStorage(url) if "://" in url else url
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage=store)]
-    except Exception as exc:  # noqa: BLE001 - any failure to open is the user's URL
-        raise UsageError(f"the study storage {url!r} cannot be opened: "
-                         f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    store, names = _open_storage(optuna, url)
     if name in names and not resume:
         raise UsageError(f"a study named {name!r} exists already: add --resume to continue it, "
                          "or name a new one with --study NAME")
@@ -94,3 +89,49 @@ def open_study(name: str, direction: str, storage: Optional[str], resume: bool,
         raise UsageError(f"study {name!r} {study.direction.name.lower()}s its objective; "
                          f"--direction {direction} cannot change that")
     return study, url
+
+
+def _open_storage(optuna, url: str):
+    """The storage at `url` and the names of its studies; a one-line
+    `UsageError` naming the URL when it cannot be opened. A SQLite file
+    waits up to a minute for a lock (worker processes share it)."""
+    try:
+        if "://" in url:
+            kwargs = ({"engine_kwargs": {"connect_args": {"timeout": 60}}}
+                      if url.startswith("sqlite") else {})
+            store = optuna.storages.RDBStorage(url, **kwargs)
+        else:
+            store = url
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage=store)]
+    except Exception as exc:  # noqa: BLE001 - any failure to open is the user's URL
+        text = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise UsageError(f"the study storage {url!r} cannot be opened: "
+                         f"{type(exc).__name__}: {text}") from None
+    return store, names
+
+
+def find_study(name: str, storage: Optional[str]):
+    """The storage holding the existing study `name`, for a worker process.
+
+    Returns:
+        The storage (for `load_study`) and its URL.
+
+    Raises:
+        UsageError: a storage that cannot be opened, or no study of that name.
+    """
+    optuna = require_optuna()
+    url = storage or default_storage()
+    store, names = _open_storage(optuna, url)
+    if name not in names:
+        raise UsageError(f"there is no study named {name!r} in {url}{did_you_mean(name, names)}: "
+                         "a worker joins a search that `%tune ... --workers N` started")
+    return store, url
+
+
+def load_study(store, name: str, sampler_kind: str, pruner_kind: str, seed: Optional[int],
+               spaces):
+    """The study `name` of `store` with the search's sampler and pruner."""
+    optuna = require_optuna()
+    return optuna.load_study(study_name=name, storage=store,
+                             sampler=sampler(optuna, sampler_kind, seed, spaces),
+                             pruner=pruner(optuna, pruner_kind))

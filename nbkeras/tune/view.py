@@ -57,6 +57,8 @@ class SearchState:
     status: str = "running"
     current: str = ""          # "epoch 4/10 · val_loss 0.31"
     current_fraction: float = 0.0
+    current_label: str = ""    # the in-flight bar's label (default: "trial N")
+    workers: int = 1           # trials run at once (the ETA divides by it)
 
     def best(self) -> Optional[TrialRow]:
         done = [r for r in self.rows if r.state == "complete" and r.value is not None]
@@ -73,7 +75,8 @@ class SearchState:
         if not ended or not self.planned:
             return None
         mean = sum(r.duration for r in ended) / len(ended)
-        return max(0, self.planned - len(ended)) * mean
+        left = max(0, self.planned - len(ended))
+        return -(-left // max(self.workers, 1)) * mean  # rounds of `workers` trials
 
 
 def search_html(s: SearchState) -> str:
@@ -90,8 +93,9 @@ def search_html(s: SearchState) -> str:
     rows = [head, f"<div><span style='display:inline-block;width:64px'>trials</span>"
             f"{bar_html(done / planned, 'var(--jp-brand-color1,#1976d2)')} {text}</div>"]
     if s.status == "running" and s.current:
-        rows.append(f"<div><span style='display:inline-block;width:64px'>trial "
-                    f"{len(s.rows)}</span>{bar_html(s.current_fraction, '#ff7f0e')} "
+        label = s.current_label or f"trial {len(s.rows)}"
+        rows.append(f"<div><span style='display:inline-block;width:64px'>"
+                    f"{html.escape(label)}</span>{bar_html(s.current_fraction, '#ff7f0e')} "
                     f"{html.escape(s.current)}</div>")
     rows.append(trials_table(s))
     return f"<div class='nbkeras-tune' data-trials-done='{done}' style='{_FONT}'>{''.join(rows)}</div>"
@@ -264,7 +268,7 @@ class SearchView:
     def __init__(self, state: SearchState, quiet: bool = False, update_interval: float = 0.5,
                  text: bool = False):
         self.s, self.quiet, self.interval, self.text = state, quiet, update_interval, text
-        self._printed = 0
+        self._printed = set()  # trial numbers (workers end trials out of order)
         self._main = self._chart = None
         self._last = 0.0
         self._chart_html = ""
@@ -285,11 +289,13 @@ class SearchView:
 
     def draw(self) -> None:
         if self.text and not self.quiet:  # no HTML frontend: one line per ended trial
-            for r in self.s.finished()[self._printed:]:
+            for r in self.s.finished():
+                if r.number in self._printed:
+                    continue
+                self._printed.add(r.number)
                 print(f"trial {r.number}: {r.state} · {self.s.objective} {fmt(r.value)} · "
                       + ", ".join(f"{k} {_value(v)}" for k, v in r.values.items())
                       + (f" · {r.message}" if r.message else ""))
-            self._printed = len(self.s.finished())
             return
         if self.quiet or self._main is None:
             return
