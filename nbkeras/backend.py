@@ -7,6 +7,10 @@ silences. In a notebook they land in the user's first `%%model` cell. The
 magics call `import_keras()` before any stage that imports Keras: it sends
 file descriptor 2 to /dev/null for the duration of that first import only.
 Python exceptions raised by the import are not affected.
+
+It also asks TensorFlow to let GPU memory grow on demand
+(`TF_FORCE_GPU_ALLOW_GROWTH`, unless the user set it), before the first
+import starts the GPUs, so two notebooks can share one GPU.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ def import_keras():
     if "keras" in sys.modules:
         return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     try:
         sys.stderr.flush()
         saved = os.dup(2)

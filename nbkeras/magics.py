@@ -52,6 +52,7 @@ class NbkerasMagics(Magics, Configurable):
     @argument("--no-compile", action="store_true", help="Build the model without compiling it.")
     @argument("--input", metavar="SHAPE", help="Input shape when the spec has no input statement.")
     @argument("--from", dest="from_path", metavar="PATH", help="Load a saved .keras file instead.")
+    @argument("--devices", metavar="all|N|LIST", help="Build over these devices for data-parallel training (all, a count, or a list: 0,1 or gpu:0,gpu:1).")
     @line_cell_magic
     def model(self, line, cell=""):
         """Build and compile a Keras model from a compact spec."""
@@ -92,6 +93,7 @@ class NbkerasMagics(Magics, Configurable):
     @argument("--text", action="store_true", help="Force the plain-text progress view.")
     @argument("--cv", type=int, metavar="K", help="K-fold cross-validation: one copy per fold; returns a DataFrame.")
     @argument("--cv-shuffle", action="store_true", help="Shuffle before splitting the folds (with --seed).")
+    @argument("--devices", metavar="all|N|LIST", help="Train data-parallel over these devices (all, a count, or a list: 0,1 or gpu:0,gpu:1); --batch-size stays the global batch.")
     @argument("--background", action="store_true",
               help="Train on a thread and return a job handle at once; the kernel stays free.")
     @line_magic

@@ -109,7 +109,7 @@ def test_from_loads_a_saved_model(ip, run, tmp_path, capsys):
     ("%model m --from /no/such/file.keras", "no such file"),
     ("%%model m --from /no/such/file.keras\n#\n", "no such file"),
     ("%%model m --from x.keras\ninput 4\ndense 3\n", "leave the cell body empty"),
-    ("%model m", "no layers"),
+    ("%model m", "give the spec as the cell body"),
     ("%%model 2m\ninput 4\ndense 3\n", "not a Python name"),
     ("%%model class\ninput 4\ndense 3\n", "not a Python name"),
     ("%%model m\ninput 4\ndens 3\n", "line 2, column 1: unknown layer kind `dens` (did you mean "
@@ -161,6 +161,48 @@ def test_spaces_code_shows_the_default_model(ip, run, capsys):
     namespace = {}
     exec(code, namespace)
     assert namespace["model"].count_params() == ip.user_ns["tuned"].count_params()
+
+
+def test_model_code_line_shows_the_bound_model_at_its_space_values(ip, run, capsys):
+    """`%model NAME --code` (no body): after `%tune`, the code at the best values."""
+    from nbkeras.state import get_info
+    run(TUNABLE.replace("{opts}", ""))
+    get_info(ip.user_ns["tuned"]).extra["space_values"] = {
+        "repeat.count": 2, "dense.units": 96, "rate": 0.25, "optimizer.learning_rate": 0.003}
+    capsys.readouterr()
+    run("%model tuned --code")
+    code = capsys.readouterr().out
+    assert "repeat.count=2" in code and "layers.Dense(units=96" in code
+    assert "learning_rate=0.003" in code
+    namespace = {}
+    exec(code[code.index("import keras"):], namespace)
+    assert len(namespace["model"].layers) == len(ip.user_ns["tuned"].layers) + 1  # repeat 2
+
+
+def test_model_code_line_needs_a_model_built_from_a_spec(ip, run):
+    with pytest.raises(SpecError, match="is no model"):
+        run("%model nothing --code")
+    ip.user_ns["plain"] = 3
+    with pytest.raises(SpecError, match="is a int"):
+        run("%model plain --code")
+
+
+def test_model_line_rebuilds_the_bound_model_fresh_at_its_space_values(ip, run, capsys):
+    """`%model NAME` (no body) after `%tune`: the best configuration, fresh
+    weights (what `%fit NAME X Y --cv 5` needs)."""
+    from nbkeras.state import get_info
+    run(TUNABLE.replace("{opts}", ""))
+    old = ip.user_ns["tuned"]
+    get_info(old).extra["space_values"] = {
+        "repeat.count": 2, "dense.units": 96, "rate": 0.25, "optimizer.learning_rate": 0.003}
+    capsys.readouterr()
+    run("%model tuned --seed 1")
+    out = capsys.readouterr().out
+    new = ip.user_ns["tuned"]
+    assert new is not old and new.layers[1].units == 96 and len(new.layers) == 5
+    assert "fresh weights at the values it held" in out and "dense.units=96" in out
+    assert get_info(new).extra["space_values"]["rate"] == 0.25
+    assert float(new.optimizer.learning_rate.numpy()) == pytest.approx(0.003)
 
 
 def test_a_cell_without_spaces_says_nothing_about_them(run, capsys):

@@ -53,6 +53,48 @@ def _load(shell, args, cell: str):
     return model
 
 
+def _short(value) -> str:
+    """A space's value for a message: floats in the one number format."""
+    from ..fmt import fmt
+    return fmt(value) if isinstance(value, float) else repr(value)
+
+
+def _has_body(cell: str) -> bool:
+    return any(line.split("#", 1)[0].strip() for line in cell.splitlines())
+
+
+def _bound_info(shell, name: str, what: str):
+    """The `ModelInfo` of the spec-built model bound to `name`, or a SpecError."""
+    from ..state import get_info
+    from ..results.common import is_keras_model
+    model = shell.user_ns.get(name)
+    info = get_info(model, name) if is_keras_model(model) else None
+    if info is None or not info.spec_text:
+        kind = "no model" if model is None else (
+            "not built from a spec" if info is not None else f"a {type(model).__name__}")
+        raise SpecError(f"`%model {name}` with no cell body {what} a model built by a "
+                        f"`%%model {name}` cell, and `{name}` is {kind}: give the spec as the "
+                        "cell body", None, None, name)
+    return model, info
+
+
+def _show_code(shell, name: str) -> None:
+    """`%model NAME --code` with no body: the plain Keras code of the model
+    bound to NAME, at the values its search spaces hold (after `%tune`: the
+    best trial's)."""
+    from ..modelbuild.build import build
+    from ..speclang.codegen import generate
+    from ..speclang.parse import parse
+    from .summary import CodeView
+    model, info = _bound_info(shell, name, "shows the code of")
+    spec = parse(info.spec_text, input_shape=info.extra.get("input_shape"))
+    values = info.extra.get("space_values") or None
+    compiled = bool(getattr(model, "optimizer", None))
+    result = build(spec, name, compile=compiled, values=values)
+    _display(CodeView(generate(spec, name, result, compile=compiled)))
+    return None
+
+
 def run_model_cell(shell, args, cell: str) -> None:
     """Build the model of a `%%model` cell and bind it in the notebook.
 
@@ -66,17 +108,30 @@ def run_model_cell(shell, args, cell: str) -> None:
         SpecError: for any mistake in the line or the spec (shown short).
     """
     _check_name(args.name)
+    if args.code and not _has_body(cell) and not args.from_path:
+        return _show_code(shell, args.name)
     from ..train.background import check_free
     check_free(args.name, shell.user_ns.get(args.name), doing="rebuild")
+    values = None
+    if not _has_body(cell) and not args.from_path:  # `%model NAME`: NAME again, fresh weights
+        _, info = _bound_info(shell, args.name, "rebuilds")
+        cell, values = info.spec_text, info.extra.get("space_values") or None
+        args.input = args.input or info.extra.get("input_shape")
+    from ..train.device import enable_memory_growth
+    from ..train.distribute import building, mark_placed  # --devices: built over them
+    enable_memory_growth()  # TensorFlow: before the first model starts the GPUs
     if args.from_path:
-        model = _load(shell, args, cell)
+        with building(getattr(args, "devices", None)) as devices:
+            model = _load(shell, args, cell)
         shell.user_ns[args.name] = model
         version = _record(args.name, f"# --from {args.from_path}\n", model.count_params(),
                           source="file")
         kwargs = {}
-        set_info(model, ModelInfo(name=args.name, spec_text="", version_id=version,
-                                  compile_kwargs=kwargs,
-                                  extra={"source": os.path.abspath(args.from_path)}))
+        info = set_info(model, ModelInfo(name=args.name, spec_text="", version_id=version,
+                                         compile_kwargs=kwargs,
+                                         extra={"source": os.path.abspath(args.from_path)}))
+        if devices:
+            mark_placed(model, devices, info)
         from .summary import ModelSummary
         _display(ModelSummary.of(model))
         return None
@@ -91,10 +146,14 @@ def run_model_cell(shell, args, cell: str) -> None:
     from ..modelbuild.build import build
     if args.seed is not None:
         keras.utils.set_random_seed(args.seed)
-    result = build(spec, args.name, compile=not args.no_compile)
+    with building(getattr(args, "devices", None)) as devices:
+        result = build(spec, args.name, compile=not args.no_compile, values=values)
     if result.message and not args.no_compile:
         print(f"nbkeras: {result.message}")
-    if spec.spaces:
+    if spec.spaces and values:
+        print(f"nbkeras: rebuilt {args.name} with fresh weights at the values it held: "
+              + ", ".join(f"{k}={_short(v)}" for k, v in result.values.items()))
+    elif spec.spaces:
         n = len(spec.spaces)
         print(f"nbkeras: this spec holds {n} search space{'s' if n > 1 else ''}, built at "
               f"{'their defaults' if n > 1 else 'its default'} (first choice, lower bound); "
@@ -102,11 +161,14 @@ def run_model_cell(shell, args, cell: str) -> None:
     model = result.model
     shell.user_ns[args.name] = model
     version = _record(args.name, cell, model.count_params())
-    set_info(model, ModelInfo(
+    info = set_info(model, ModelInfo(
         name=args.name, spec_text=cell, version_id=version,
         compile_kwargs=result.compile_kwargs if not args.no_compile else {},
         deferred_losses=result.deferred_losses if not args.no_compile else {},
-        extra={"compile_code": result.compile_code, "space_values": dict(result.values)}))
+        extra={"compile_code": result.compile_code, "space_values": dict(result.values),
+               "input_shape": args.input}))
+    if devices:
+        mark_placed(model, devices, info)
     from .summary import CodeView, ModelSummary
     _display(ModelSummary.of(model, spec.spaces, result.values))
     if args.code:

@@ -1,8 +1,11 @@
 """Which device trains, said in one line, on any Keras backend.
 
 The panel shows where training runs ("GPU: NVIDIA H100 80GB HBM3 ·
-mixed precision on", or "CPU · mixed precision off"). On TensorFlow, GPU
-memory growth is enabled first so two notebooks can share one GPU.
+mixed precision on", "CPU · mixed precision off", or over several devices
+"4 × NVIDIA H100 80GB HBM3 · data parallel · mixed precision off"). On
+TensorFlow, GPU memory growth is enabled first so two notebooks can share
+one GPU; on JAX, which reserves 75% of a GPU when it starts, nbkeras says
+once how to stop that.
 """
 
 from __future__ import annotations
@@ -11,8 +14,15 @@ import functools
 
 
 def enable_memory_growth() -> None:
-    """On the TensorFlow backend, let each GPU's memory grow on demand."""
+    """On the TensorFlow backend, let each GPU's memory grow on demand; on
+    JAX with a GPU, say once how to stop it reserving 75% of the memory."""
     import keras
+    if keras.backend.backend() == "jax":
+        from .telemetry import preallocation_note
+        note = preallocation_note("jax")
+        if note:
+            print(f"nbkeras: {note}")
+        return
     if keras.backend.backend() != "tensorflow":
         return
     import tensorflow as tf
@@ -49,11 +59,16 @@ def _accelerator(backend: str) -> str:
     return "CPU"
 
 
-def device_line(mixed_precision: bool = False) -> str:
-    """'GPU: <name> · mixed precision on' or 'CPU · mixed precision off'."""
+def device_line(mixed_precision: bool = False, devices=None) -> str:
+    """'GPU: <name> · mixed precision on', 'CPU · mixed precision off', or
+    with `devices` (`--devices`) '4 × <name> · data parallel · mixed precision off'."""
     import keras
-    return (f"{_accelerator(keras.backend.backend())} · "
-            f"mixed precision {'on' if mixed_precision else 'off'}")
+    if devices:
+        from .distribute import devices_text
+        where = devices_text(devices, keras.backend.backend())
+    else:
+        where = _accelerator(keras.backend.backend())
+    return f"{where} · mixed precision {'on' if mixed_precision else 'off'}"
 
 
 def mixed_policy_name() -> str:

@@ -148,9 +148,11 @@ def start_view(shell, plan, session, magics):
     interval = plan.update_interval if plan.update_interval is not None else magics.update_interval
     state = RunState(name=plan.name, epochs=plan.epochs, initial_epoch=plan.initial_epoch,
                      steps=plan.steps, step_size=plan.step_size,
-                     device=device_line(is_mixed(session.model)),
+                     device=device_line(is_mixed(session.model), plan.devices),
+                     batch_split=plan.batch_split,
                      history={k: list(v) for k, v in info.history.items()} if plan.resume else {})
     state.before = state.epochs_recorded()
+    session.state = state  # the device's memory is shown in it
     view = choose_view(shell, magics.display_mode, text=plan.text, quiet=plan.quiet,
                        update_interval=interval)
     session.start_run(state.device, keras.backend.backend())

@@ -57,6 +57,8 @@ class FitPlan:
     text: bool = False
     update_interval: Optional[float] = None
     background: bool = False
+    devices: Optional[List[str]] = None  # `--devices`: Keras device names ("gpu:0"); None: one device
+    batch_split: str = ""                # "batch 256 = 4 × 64" over several devices
 
 
 def evaluate(shell, expr: str, what: str):
@@ -371,6 +373,8 @@ def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
         check_monitor(args, model, x, y)
     _callbacks(args, plan, model, info, has_val=bool(val is not None or args.val_split))
     _model_settings(args, plan, model)
+    from .distribute import plan_devices
+    plan_devices(args, plan, info)  # --devices: checked, and on JAX batches that split evenly
     plan.options.update({k: v for k, v in vars(args).items()
                          if isinstance(v, (str, int, float, bool, list, type(None)))})
     plan.options.update(epochs_planned=plan.epochs, initial_epoch=plan.initial_epoch)

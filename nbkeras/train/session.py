@@ -12,6 +12,7 @@ undoes what was set, in reverse order. Nothing here runs before the plan
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -44,10 +45,10 @@ class _EpochWriter:
         if run_id is not None:
             self._queue.put((run_id, epoch, metrics, directions))
 
-    def end_run(self, run_id, status, error=None):
+    def end_run(self, run_id, status, error=None, **extra):
         self._queue.put(None)
         self._thread.join(timeout=30)
-        self._registry.end_run(run_id, status, error=error)
+        self._registry.end_run(run_id, status, error=error, **extra)
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -79,12 +80,18 @@ class FitSession:
         self.status = "completed"
         self.error: Optional[BaseException] = None
         self._undo: List[Any] = []
+        self.device: Optional[str] = None  # the device line the run is recorded with
+        self.state = None                  # the RunState the views read (telemetry goes there)
+        self.watch = None                  # the DeviceWatch of this run (`nbkeras.train.telemetry`)
+        self._fit_scope = contextlib.nullcontext  # --devices: Keras' distribution around fit
+        self._oom = False
 
     # -- entering: each step registers how to undo itself ----------------------
     def __enter__(self) -> "FitSession":
         try:
             self._seed()
             self._mixed_precision()
+            self._distribution()
             settle_losses(self.model, self.info, self.plan.settle)
             self._model_settings()
         except BaseException:
@@ -112,6 +119,13 @@ class FitSession:
         self.shell.user_ns[self.plan.name] = self.model
         print(f"nbkeras: rebuilt {self.plan.name} with the {policy} policy (weights kept)")
 
+    def _distribution(self) -> None:
+        """--devices: the model, rebuilt over the devices when it is not yet
+        (bound to its name in its place), and the context `model.fit` runs in."""
+        from .distribute import place
+        self.model, self._fit_scope = place(self.shell, self.plan.name, self.model, self.info,
+                                            self.plan.devices)
+
     def _model_settings(self) -> None:
         model, settings = self.model, self.plan.model_settings
         if not settings:
@@ -133,6 +147,7 @@ class FitSession:
         from ..registry import get_registry
         registry = get_registry()  # never raises; degrades to a no-op with one warning
         plan = self.plan
+        self.device = device
         self.run_id = registry.start_run(
             model=plan.name, version_id=self.info.version_id, options=plan.options,
             device=device, backend=backend, epochs_planned=plan.epochs,
@@ -157,9 +172,14 @@ class FitSession:
     # -- training ------------------------------------------------------------------
     def train(self, callbacks: list) -> None:
         """`model.fit` with the plan; sets `status` and `error` however it ends."""
+        from .telemetry import DeviceWatch, TelemetryCallback
         plan = self.plan
+        self.watch = DeviceWatch(devices=plan.devices)  # device memory, read at epoch ends
+        watching = [TelemetryCallback(self.watch, self.state)] if self.watch.active else []
         try:
-            self.model.fit(plan.x, callbacks=plan.callbacks + callbacks, **plan.fit_kwargs)
+            with self._fit_scope():
+                self.model.fit(plan.x, callbacks=plan.callbacks + watching + callbacks,
+                               **plan.fit_kwargs)
         except Exception as exc:
             self._failed(exc)
         except KeyboardInterrupt:  # a second interrupt, or one between two batches
@@ -180,11 +200,12 @@ class FitSession:
                 "stopped. A lower learning rate or normalized inputs (e.g. x / 255) usually "
                 "help; the weights may hold NaN now, so rebuild the model")
         elif is_oom(exc):
-            bs = self.plan.batch_size
-            self.error = UsageError(f"out of memory with batch size {bs}: try a smaller "
-                                       f"--batch-size, e.g. -b {max(1, bs // 2)}")
+            from .telemetry import oom_error
+            self._oom = True
+            self.error = oom_error(self)
         else:
-            self.error = exc
+            from .distribute import explain
+            self.error = explain(exc, self.plan) or exc
 
     def stopped_error(self, epoch: int) -> TrainingStopped:
         name = self.plan.name
@@ -197,10 +218,15 @@ class FitSession:
             if self.registry is not None:
                 status = self.status if etype is None else "failed"
                 error = self.error if etype is None else value
+                peak = self.watch.peak if self.watch is not None else None
                 self.registry.end_run(self.run_id, status,
-                                      error=str(error) if error is not None else None)
+                                      error=str(error) if error is not None else None,
+                                      **({"options": {"peak_memory": peak}} if peak else {}))
         finally:
             self._run_undo()
+            if self._oom:  # the failed step's buffers go back to the device
+                from .telemetry import release_memory
+                release_memory(self.model)
 
     def _run_undo(self) -> None:
         while self._undo:

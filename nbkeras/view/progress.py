@@ -55,6 +55,10 @@ class RunState:
         compile_time: seconds from the first epoch's start to its first step.
         weights_epoch: the epoch whose weights the model holds when that is
             not the last one (early stopping restored the best weights).
+        telemetry: the device's memory, read at the last epoch end
+            ("memory 3.2 GB · peak 4.1 GB"; empty on a CPU).
+        batch_split: how each batch splits over several devices
+            ("batch 256 = 4 × 64"; empty on one device).
     """
 
     name: str = "model"
@@ -78,6 +82,8 @@ class RunState:
     first_step_at: Optional[float] = None
     compile_time: float = 0.0
     weights_epoch: Optional[int] = None
+    telemetry: str = ""
+    batch_split: str = ""
     _rate_origin: Optional[Tuple[float, int]] = None
     _last_rate: Optional[float] = None
     _last_batch_at: float = 0.0

@@ -73,7 +73,10 @@ def panel_html(state: RunState) -> str:
         "training" if running else state.status_line())
     header = (f"<div class='nbkeras-header'><b>{html.escape(state.name)}</b> · "
               f"<span style='color:{color}'>{html.escape(status)}</span> · "
-              f"{html.escape(state.device)} · {fmt_duration(state.elapsed())}</div>")
+              f"{html.escape(state.device)}"
+              + (f" · <span class='nbkeras-telemetry'>{html.escape(state.telemetry)}</span>"
+                 if state.telemetry else "")
+              + f" · {fmt_duration(state.elapsed())}</div>")
     epoch_text = f"{done}/{state.epochs}"
     eta = state.run_eta() if running else None
     if eta is not None:
@@ -93,6 +96,8 @@ def panel_html(state: RunState) -> str:
                 parts.append(f"ETA {fmt_duration(state.epoch_eta())}")
         if state.step_size > 1:
             parts.append(f"in steps of {state.step_size} (--steps-per-execution)")
+        if state.batch_split:
+            parts.append(state.batch_split)
         label = f"epoch {max(state.epoch, 1)}"
         lines.append(_row(label, (step / steps) if steps else 0.0, color, " · ".join(parts),
                           "nbkeras-batches"))
@@ -101,6 +106,8 @@ def panel_html(state: RunState) -> str:
         if state.epoch_times:
             mean = sum(state.epoch_times) / len(state.epoch_times)
             parts.append(f"{fmt_duration(mean)} per epoch")
+        if state.batch_split:
+            parts.append(state.batch_split)
         lines.append(_row(f"epoch {max(state.epoch, 1)}", 1.0, color, " · ".join(parts),
                           "nbkeras-batches"))
     if state.history:

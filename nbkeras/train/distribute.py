@@ -1,0 +1,420 @@
+"""`--devices`: data-parallel training through Keras' own distribution support.
+
+Nothing here splits batches or averages gradients: on JAX a run trains
+under `keras.distribution.DataParallel` (each batch sharded over the
+devices, the variables replicated), on TensorFlow under
+`tf.distribute.MirroredStrategy`. Both want the model's variables created
+in the distribution, so a model built for one device is rebuilt from its
+own config there, with its weights and compile settings (the optimizer
+starts afresh, as after `--mixed-precision`), and bound to the same name.
+`%%model NAME --devices ...` builds there directly. Keras offers no
+data-parallel training on the torch backend: `--devices` is refused there.
+
+`--batch-size` stays the global batch: each step splits it into equal
+per-device batches ("batch 256 = 4 × 64"). JAX shards every batch evenly,
+the last one too, so on JAX a few trailing samples (fewer than the number
+of devices) may be left out, which a note says.
+
+Devices are named as Keras names them (`keras.distribution.list_devices`):
+"gpu:0", "cpu:3". A model remembers the devices it was built over (its
+`ModelInfo.extra["devices"]`), and later `%fit` runs of it use them unless
+`--devices` says otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import weakref
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..errors import UsageError, did_you_mean
+
+SUPPORTED = ("jax", "tensorflow")
+
+# model -> the devices its variables were created over (by nbkeras)
+_PLACED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# (backend, devices) -> the Keras distribution or tf.distribute strategy (made once)
+_LAYOUTS: Dict[Tuple[str, Tuple[str, ...]], "Layout"] = {}
+
+
+def _backend() -> str:
+    import keras
+    return keras.backend.backend()
+
+
+def available_devices(backend: Optional[str] = None) -> List[str]:
+    """The devices a run may use, as Keras names them: the accelerators when
+    there are any, else the CPUs ("gpu:0", "gpu:1" or "cpu:0", ...)."""
+    backend = backend or _backend()
+    if backend == "jax":
+        import keras
+        return list(keras.distribution.list_devices())
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        from .device import enable_memory_growth
+        enable_memory_growth()  # listing logical devices starts TensorFlow's GPUs
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return [f"{d.device_type.lower()}:{d.name.rsplit(':', 1)[-1]}" for d in devices]
+    if backend == "torch":
+        try:
+            import torch
+            if torch.cuda.is_available():
+                return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        except Exception:  # noqa: BLE001 - only for the message
+            pass
+        return ["cpu"]
+    return ["cpu:0"]
+
+
+def _listing(devices: Sequence[str]) -> str:
+    n = len(devices)
+    return f"this kernel has {n} device{'s' if n != 1 else ''}: {', '.join(devices)}"
+
+
+def parse_devices(text: str, backend: Optional[str] = None,
+                  devices: Optional[Sequence[str]] = None) -> List[str]:
+    """The devices `--devices TEXT` asks for: `all`, a count `N` (the first
+    N), or a comma-separated list of indices (`0,2`) or names (`gpu:0,gpu:2`).
+
+    Args:
+        text: the option's value.
+        backend: the Keras backend. Defaults to the current one.
+        devices: what the kernel has. Defaults to `available_devices()`.
+
+    Raises:
+        UsageError: the backend has no data-parallel training, the value
+            cannot be read, or it asks for devices the kernel does not have;
+            the message lists what the kernel has.
+
+    Example:
+        >>> parse_devices("2", "jax", ["cpu:0", "cpu:1", "cpu:2", "cpu:3"])
+        ['cpu:0', 'cpu:1']
+    """
+    backend = backend or _backend()
+    have = list(devices) if devices is not None else available_devices(backend)
+    if backend not in SUPPORTED:
+        raise UsageError(f"--devices: Keras has no data-parallel training on the {backend} "
+                         f"backend (it has on jax and tensorflow); {_listing(have)}")
+    word = str(text).strip().lower()
+    if word == "all":
+        return have
+    if word.isdigit():
+        n = int(word)
+        if n < 1:
+            raise UsageError(f"--devices {text}: give at least 1; {_listing(have)}")
+        if n > len(have):
+            raise UsageError(f"--devices {text}: {_listing(have)}")
+        return have[:n]
+    chosen = []
+    for item in (p.strip() for p in word.split(",")):
+        if item.isdigit() and int(item) < len(have):
+            name = have[int(item)]
+        elif item in have:
+            name = item
+        else:
+            raise UsageError(f"--devices {text}: no device {item!r}"
+                             f"{did_you_mean(item, have)}; {_listing(have)}")
+        if name in chosen:
+            raise UsageError(f"--devices {text}: {name} is named twice")
+        chosen.append(name)
+    if not chosen:
+        raise UsageError(f"--devices {text!r}: give `all`, a count or a list; {_listing(have)}")
+    return chosen
+
+
+# -- the device line ---------------------------------------------------------------
+
+def _device_names(devices: Sequence[str], backend: str) -> List[str]:
+    """A readable name per device ("NVIDIA H100 80GB HBM3", "CPU")."""
+    names = []
+    try:
+        if backend == "jax":
+            import jax
+            by_id = {f"{d.platform}:{d.id}": d for d in jax.devices()}
+            for dev in devices:
+                d = by_id.get(dev)
+                names.append("CPU" if d is None or d.platform == "cpu" else str(d.device_kind))
+            return names
+        if backend == "tensorflow":
+            import tensorflow as tf
+            gpus = tf.config.list_physical_devices("GPU")
+            for dev in devices:
+                kind, _, index = dev.partition(":")
+                if kind == "gpu" and gpus:
+                    gpu = gpus[min(int(index or 0), len(gpus) - 1)]
+                    names.append(tf.config.experimental.get_device_details(gpu).get(
+                        "device_name", "GPU"))
+                else:
+                    names.append(kind.upper())
+            return names
+    except Exception:  # noqa: BLE001 - a name is never worth a failed run
+        pass
+    return [d.partition(":")[0].upper() for d in devices]
+
+
+def devices_text(devices: Sequence[str], backend: Optional[str] = None) -> str:
+    """'4 × NVIDIA H100 · data parallel', '2 × CPU + 1 × ...', or 'CPU (cpu:1)'."""
+    backend = backend or _backend()
+    names = _device_names(devices, backend)
+    if len(devices) == 1:
+        return f"{names[0]} ({devices[0]})"
+    counts: Dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return " + ".join(f"{n} × {name}" for name, n in counts.items()) + " · data parallel"
+
+
+def batch_text(batch_size: Optional[int], n_devices: int) -> str:
+    """'batch 256 = 4 × 64' (empty for one device or an unknown batch)."""
+    if not batch_size or n_devices < 2:
+        return ""
+    return f"batch {batch_size} = {n_devices} × {batch_size // n_devices}"
+
+
+# -- layouts: the Keras objects ---------------------------------------------------------
+
+class Layout:
+    """The distribution of one set of devices on one backend.
+
+    Args:
+        backend: 'jax' or 'tensorflow'.
+        devices: device names as Keras gives them ("cpu:0").
+
+    `build()` is the context to create a model's variables in; `fit()` the
+    one to train in (on JAX the distribution is a thread-local setting,
+    so it is entered in the thread that calls `model.fit`; on TensorFlow a
+    model built in a strategy's scope keeps its strategy).
+    """
+
+    def __init__(self, backend: str, devices: Sequence[str]):
+        self.backend, self.devices = backend, tuple(devices)
+        if backend == "jax":
+            import keras
+            self.distribution = keras.distribution.DataParallel(devices=list(self.devices))
+            self.strategy = None
+        else:
+            import tensorflow as tf
+            names = [f"/device:{d.partition(':')[0].upper()}:{d.partition(':')[2]}"
+                     for d in self.devices]
+            self.strategy = tf.distribute.MirroredStrategy(names)
+            self.distribution = None
+
+    def build(self):
+        """The context in which variables are created over the devices."""
+        if self.distribution is not None:
+            return self.distribution.scope()  # Keras' own: restores the previous one
+        return self.strategy.scope()
+
+    def fit(self):
+        """The context `model.fit` runs in."""
+        if self.distribution is not None:
+            return self.distribution.scope()
+        return contextlib.nullcontext()
+
+
+def layout(devices: Sequence[str], backend: Optional[str] = None) -> Layout:
+    """The `Layout` of `devices` (made once per kernel: a strategy is not free)."""
+    backend = backend or _backend()
+    key = (backend, tuple(devices))
+    if key not in _LAYOUTS:
+        _LAYOUTS[key] = Layout(backend, devices)
+    return _LAYOUTS[key]
+
+
+def placed_on(model) -> Optional[Tuple[str, ...]]:
+    """The devices `model`'s variables were created over by nbkeras, or None."""
+    try:
+        return _PLACED.get(model)
+    except TypeError:
+        return None
+
+
+def mark_placed(model, devices: Sequence[str], info=None) -> None:
+    """Remember that `model` was built over `devices` (and, in its info, that
+    later runs of it use them)."""
+    _PLACED[model] = tuple(devices)
+    if info is not None:
+        info.extra["devices"] = list(devices)
+
+
+def distributed_copy(model, info, devices: Sequence[str]):
+    """A copy of `model` whose variables live over `devices`, with the same
+    weights and compile configuration (Keras' `clone_model`, in the
+    distribution's scope). The optimizer starts afresh."""
+    import keras
+
+    from ..state import set_info
+    lay = layout(devices)
+    previous = keras.mixed_precision.global_policy()
+    try:
+        # the copy's own policy is the model's (a mixed precision copy stays one)
+        keras.mixed_precision.set_dtype_policy(model.dtype_policy)
+        with lay.build():
+            clone = keras.models.clone_model(model)
+            clone.set_weights(model.get_weights())
+            config = model.get_compile_config()
+            if config:
+                clone.compile_from_config(config)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. a subclassed model Keras cannot clone
+        raise UsageError(f"--devices rebuilds the model over the devices and Keras cannot "
+                         f"rebuild {info.name!r} ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:200]}); build it with `%%model NAME "
+                         f"--devices ...`") from None
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+    set_info(clone, info)
+    mark_placed(clone, devices, info)
+    return clone
+
+
+def place(shell, name: str, model, info, devices: Optional[Sequence[str]]
+          ) -> Tuple[object, Callable[[], contextlib.AbstractContextManager]]:
+    """Make `model` train over `devices`: (the model to train, the context
+    for `model.fit`). A model built over other devices (or one) is rebuilt
+    there and bound to `name` in the notebook in its place."""
+    if not devices:
+        return model, contextlib.nullcontext
+    if placed_on(model) != tuple(devices):
+        original = model
+        model = distributed_copy(model, info, devices)
+        if shell is not None and shell.user_ns.get(name) is original:
+            shell.user_ns[name] = model
+        n = len(devices)
+        where = f"{n} devices" if n > 1 else devices[0]
+        print(f"nbkeras: rebuilt {name} for training on {where} (weights kept; "
+              "the optimizer starts afresh)")
+    return model, layout(devices).fit
+
+
+# -- the plan ------------------------------------------------------------------------------
+
+def plan_devices(args, plan, info) -> None:
+    """Decide `plan.devices` from `--devices` (or the devices the model was
+    built over), check the batch splits evenly, and on JAX leave out the
+    few trailing samples that would not; notes say so. Changes no model."""
+    text = getattr(args, "devices", None)
+    cv = getattr(args, "cv", None)
+    if text is None:
+        devices = None if cv is not None else info.extra.get("devices")
+    else:
+        if cv is not None:
+            raise UsageError("--devices with --cv is not supported yet: the folds train one "
+                             "copy at a time on one device")
+        devices = parse_devices(text)
+    plan.devices = list(devices) if devices else None
+    if not plan.devices:
+        return
+    k = len(plan.devices)
+    from .checks import is_dataset
+    dataset = is_dataset(plan.x)
+    if not dataset and plan.batch_size % k:
+        lower, upper = (plan.batch_size // k) * k, (plan.batch_size // k + 1) * k
+        hint = f"-b {lower} or -b {upper}" if lower else f"-b {upper}"
+        raise UsageError(f"--batch-size {plan.batch_size} does not split evenly over {k} "
+                         f"devices: give a multiple of {k} ({hint})")
+    if not dataset:
+        plan.batch_split = batch_text(plan.batch_size, k)
+    if _backend() == "jax" and k > 1 and not dataset:
+        _trim(plan, k)
+
+
+def _n(data) -> Optional[int]:
+    if isinstance(data, dict):
+        data = next(iter(data.values()), None)
+    elif isinstance(data, (list, tuple)):
+        data = data[0] if data else None
+    shape = getattr(data, "shape", None)
+    return int(shape[0]) if shape else None
+
+
+def _head(data, n: int):
+    if data is None:
+        return None
+    if isinstance(data, dict):
+        return {key: _head(v, n) for key, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(_head(v, n) for v in data)
+    return data[:n]
+
+
+def _evenly(n: int, k: int, split: Optional[float]) -> Optional[int]:
+    """The most samples <= n whose batches all split over k devices (with
+    Keras' validation split, both parts), or None."""
+    for m in range(n, max(0, n - 64 * k) - 1, -1):
+        if not split:
+            if m % k == 0 and m > 0:
+                return m
+            continue
+        train = int(math.floor(m * (1.0 - split)))  # as Keras splits
+        if train > 0 and m - train > 0 and train % k == 0 and (m - train) % k == 0:
+            return m
+    return None
+
+
+def _left_out(n: int, of: int, what: str) -> str:
+    return f"the last {n} of the {of} {what} samples {'is' if n == 1 else 'are'} left out"
+
+
+def _trim(plan, k: int) -> None:
+    kw = plan.fit_kwargs
+    n = _n(plan.x)
+    if n is None:
+        return
+    split = kw.get("validation_split")
+    m = _evenly(n, k, split)
+    if m is None:
+        raise UsageError(f"--devices: {n} samples cannot be split into batches that divide "
+                         f"evenly over {k} devices: give more samples")
+    if m < n:
+        plan.x = _head(plan.x, m)
+        for key in ("y", "sample_weight"):
+            if kw.get(key) is not None:
+                kw[key] = _head(kw[key], m)
+        if plan.y is not None:
+            plan.y = kw.get("y", plan.y)
+        plan.notes.append(f"on JAX every batch splits evenly over the {k} devices: "
+                          f"{_left_out(n - m, n, 'training')}")
+        if not kw.get("steps_per_epoch"):
+            train = int(math.floor(m * (1.0 - split))) if split else m
+            plan.steps = math.ceil(train / plan.batch_size)
+    val = kw.get("validation_data")
+    from .checks import is_dataset
+    if isinstance(val, tuple) and not is_dataset(val[0]):
+        nv = _n(val[0])
+        if nv is not None and nv % k:
+            mv = nv - nv % k
+            if mv == 0:
+                raise UsageError(f"--devices: {nv} validation samples cannot be split over "
+                                 f"{k} devices: give at least {k}")
+            kw["validation_data"] = tuple(_head(v, mv) for v in val)
+            plan.notes.append(f"on JAX every batch splits evenly over the {k} devices: "
+                              f"{_left_out(nv - mv, nv, 'validation')}")
+
+
+def explain(exc: BaseException, plan) -> Optional[UsageError]:
+    """A one-line message for a run over devices that failed because a batch
+    did not split evenly (a dataset's last batch on JAX), or None."""
+    devices = getattr(plan, "devices", None)
+    text = f"{type(exc).__name__} {exc}"
+    if not devices or not ("IndivisibleError" in text or "should evenly divide" in text):
+        return None
+    k = len(devices)
+    return UsageError(f"a batch did not split evenly over the {k} devices: on JAX every "
+                      f"batch's size must be a multiple of {k} (batch the dataset with "
+                      "drop_remainder=True, or give arrays)")
+
+
+@contextlib.contextmanager
+def building(text: Optional[str]):
+    """`%%model NAME --devices TEXT`: yields the devices (None without the
+    option), with the model's variables created over them inside."""
+    if not text:
+        yield None
+        return
+    devices = parse_devices(text)
+    with layout(devices).build():
+        yield devices
