@@ -94,6 +94,8 @@ class NbkerasMagics(Magics, Configurable):
     @argument("--cv", type=int, metavar="K", help="K-fold cross-validation: one copy per fold; returns a DataFrame.")
     @argument("--cv-shuffle", action="store_true", help="Shuffle before splitting the folds (with --seed).")
     @argument("--devices", metavar="all|N|LIST", help="Train data-parallel over these devices (all, a count, or a list: 0,1 or gpu:0,gpu:1); --batch-size stays the global batch.")
+    @argument("--code", action="store_true",
+              help="Write and show a standalone Keras script of this training (nbkeras_code/NAME/train.py, data as .npy beside it); train nothing.")
     @argument("--background", action="store_true",
               help="Train on a thread and return a job handle at once; the kernel stays free.")
     @line_magic

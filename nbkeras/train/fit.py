@@ -73,6 +73,9 @@ def run_fit(shell, args, magics):
     plan = build_plan(shell, args, model, info)
     for note in plan.notes:
         print(f"nbkeras: {note}")
+    if getattr(args, "code", False):  # --code: write and show the script, train nothing
+        from .script import show_fit_script
+        return show_fit_script(shell, plan, model, info)
     enable_memory_growth()
     if args.cv is not None and plan.background:
         raise UsageError("--background trains one run: drop --cv, or run the folds in the foreground")

@@ -1,0 +1,668 @@
+"""`%fit NAME X Y ... --code`: the same training as a standalone Keras script.
+
+A notebook is where a model starts; a long run belongs on a machine with
+more devices, or on several. `--code` writes, and shows, a plain Python
+script that trains the model as this `%fit` would: the model from its
+spec (the code `%%model --code` shows), the compile settings the run would
+use (a loss settled from the labels included), the callbacks each option
+stands for, the seed, dtype policy and distribution set-up, and the data,
+saved as `.npy` files beside the script. Nothing is trained here and
+nothing changes (the model, the registry, the global policy).
+
+The script is rendered from the checked `FitPlan` (the Keras callbacks it
+holds, its `fit` keyword arguments), so it says what `%fit` would do, not
+what the command line says.
+"""
+
+from __future__ import annotations
+
+import ast
+import html
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import DataError, UsageError
+from .checks import is_dataset
+
+FOLDER = "nbkeras_code"
+SCRIPT = "train.py"
+
+_MULTI_WORKER = """\
+# More than one machine (Keras' multi-worker forms), the same script on each:
+# - JAX: call `keras.distribution.initialize()` right after `import keras`
+#   on every process. It takes `job_addresses=` (the coordinator's
+#   "host:port"), `num_processes=` and `process_id=`, or reads them from
+#   KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES and
+#   KERAS_DISTRIBUTION_PROCESS_ID. `keras.distribution.list_devices()` then
+#   lists the devices of every host, for `DataParallel(devices=...)`.
+# - TensorFlow: set TF_CONFIG on each worker (JSON: {"cluster": {"worker":
+#   ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": I}})
+#   and build and compile inside `tf.distribute.MultiWorkerMirroredStrategy()`'s
+#   scope; let only worker 0 (the chief) save the model.
+"""
+
+
+@dataclass
+class FitScript:
+    """A written script: its text, its folder and the data files beside it."""
+
+    code: str
+    folder: str
+    files: List[str] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.folder, SCRIPT)
+
+
+class ScriptView:
+    """The script, highlighted in notebooks (inline styles, no global CSS),
+    plain text elsewhere."""
+
+    def __init__(self, code: str, path: str):
+        self.code, self.path = code, path
+
+    def __repr__(self) -> str:
+        return self.code
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(self.code)
+
+    def _repr_html_(self) -> str:
+        title = f"<div><code>{html.escape(self.path)}</code></div>"
+        try:
+            from pygments import highlight
+            from pygments.formatters import HtmlFormatter
+            from pygments.lexers import PythonLexer
+        except ImportError:  # IPython brings pygments; plain text if it is gone
+            return f"{title}<pre class='nbkeras-code'><code>{html.escape(self.code)}</code></pre>"
+        body = highlight(self.code, PythonLexer(), HtmlFormatter(noclasses=True))
+        return f"<div class='nbkeras-code'>{title}{body}</div>"
+
+
+def show_fit_script(shell, plan, model, info, folder: Optional[str] = None) -> None:
+    """Write the script of a `%fit` and its data files, show it, train nothing.
+
+    Args:
+        shell: the IPython shell (unused; the magics' common signature).
+        plan: the checked `FitPlan`.
+        model: the compiled Keras model.
+        info: the model's `ModelInfo`.
+        folder: where to write; defaults to `nbkeras_code/NAME/` in the
+            working directory (the notebook's folder).
+
+    Raises:
+        UsageError: `--cv`, `--background`, or a dataset (which cannot be
+            written as `.npy` files).
+        DataError: arrays of Python objects.
+    """
+    folder = folder or os.path.join(FOLDER, plan.name)
+    script = write_fit_script(plan, model, info, folder)
+    from IPython.display import display
+    shown = os.path.relpath(script.path) if not os.path.isabs(folder) else script.path
+    display(ScriptView(script.code, shown))
+    size = sum(os.path.getsize(os.path.join(script.folder, f)) for f in script.files)
+    print(f"nbkeras: wrote {shown} and beside it {', '.join(script.files)} "
+          f"({_size(size)}); nothing was trained. Run it with `python {shown}`.")
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def write_fit_script(plan, model, info, folder: str) -> FitScript:
+    """Render the script of `plan` and write it with its data into `folder`.
+
+    Returns:
+        The `FitScript` (code, folder, data and model files written).
+    """
+    _refuse(plan)
+    os.makedirs(folder, exist_ok=True)
+    out = FitScript(code="", folder=folder)
+    out.code = _Writer(plan, model, info, out).render()
+    with open(out.path, "w", encoding="utf-8") as f:
+        f.write(out.code)
+    return out
+
+
+def _refuse(plan) -> None:
+    options = plan.options
+    if options.get("cv") is not None:
+        raise UsageError("--code writes one training run: drop --cv (cross-validation stays "
+                         "in the notebook)")
+    if options.get("background"):
+        raise UsageError("--code trains nothing: drop --background")
+    val = plan.fit_kwargs.get("validation_data")
+    for label, value in ((options.get("x"), plan.x),
+                         ((options.get("val") or ["--val"])[0],
+                          val[0] if isinstance(val, tuple) else val)):
+        if value is not None and is_dataset(value):
+            raise UsageError(f"--code writes the data as .npy files, and `{label}` is a dataset: "
+                             "give arrays, or put your input pipeline in the script yourself")
+    kw = plan.fit_kwargs
+    for label, value in ((options.get("x"), plan.x), (options.get("y"), kw.get("y")),
+                         ("--val", val), ("--sample-weight", kw.get("sample_weight"))):
+        if any(np.asarray(leaf).dtype == object for leaf in _leaves(value)):
+            raise DataError(f"--code writes the data as .npy files, and `{label}` holds Python "
+                            "objects (dtype object): give numeric arrays")
+
+
+def _leaves(value):
+    """The arrays in a value, a list or tuple of them, or a dict of them."""
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _leaves(v)
+    elif value is not None:
+        yield value
+
+
+# -- the script ---------------------------------------------------------------
+
+
+class _Writer:
+    """One script, rendered section by section."""
+
+    def __init__(self, plan, model, info, out: FitScript):
+        import keras
+        self.keras = keras
+        self.plan, self.model, self.info, self.out = plan, model, info, out
+        self.imports = {"os", "pathlib"}
+        self.uses_layers = False
+
+    def render(self) -> str:
+        build = self._build_model()  # first: it decides which imports the model needs
+        data = self._data()
+        callbacks = self._callbacks()
+        body = (self._setup() + build + self._instantiate() + [""] + data + [""]
+                + callbacks + self._fit() + [""] + self._finish())
+        return "\n".join(self._head() + body).rstrip() + "\n"
+
+    # header and imports
+    def _head(self) -> List[str]:
+        plan, opts = self.plan, self.plan.options
+        xy = " and ".join(f"`{e}`" for e in (opts.get("x"), opts.get("y")) if e)
+        shown = os.path.join(self.out.folder, SCRIPT)
+        lines = [f'"""Train `{plan.name}` on {xy} as `%fit {plan.name}` would, with plain Keras.',
+                 "",
+                 "Written by nbkeras (`%fit ... --code`). Run it from the notebook's folder:",
+                 "",
+                 f"    python {shown}",
+                 "",
+                 "The data are the .npy files beside this script; the paths the options",
+                 "name (checkpoint, CSV log, TensorBoard) are relative to where it runs.",
+                 '"""', "", *_MULTI_WORKER.splitlines(), ""]
+        lines += [f"import {m}" for m in sorted(self.imports - {"numpy"})]
+        lines += ["", "import numpy as np", "",
+                  f'os.environ.setdefault("KERAS_BACKEND", "{self.keras.backend.backend()}")',
+                  "import keras  # noqa: E402"]
+        if self.uses_layers:
+            lines.append("from keras import layers  # noqa: E402")
+        return lines + ["", "HERE = pathlib.Path(__file__).resolve().parent", "", ""]
+
+    def _setup(self) -> List[str]:
+        from .device import is_mixed, mixed_policy_name
+        lines: List[str] = []
+        if self.plan.seed is not None:
+            lines += [f"keras.utils.set_random_seed({self.plan.seed})  # --seed"]
+        if self.plan.mixed_precision or is_mixed(self.model):
+            policy = _policy_of(self.model) if is_mixed(self.model) else mixed_policy_name()
+            lines += ["# --mixed-precision: mixed_float16 on a GPU, mixed_bfloat16 on a CPU",
+                      f"keras.mixed_precision.set_dtype_policy({policy!r})"]
+        lines += self._distribution()
+        while lines and not lines[0]:
+            lines.pop(0)
+        return lines + ["", ""] if lines else lines
+
+    def _distribution(self) -> List[str]:
+        devices = getattr(self.plan, "devices", None)
+        if devices is None or devices is False or devices == [] or devices == "":
+            return []
+        self.imports.add("contextlib")
+        jax_pick, tf_lines, said = _device_choice(devices)
+        return [
+            "",
+            f"# --devices {said}: data parallel, one replica of the model per device, each",
+            "# batch split between them (the batch size is the global one).",
+            "scope = contextlib.nullcontext()",
+            'if keras.backend.backend() == "jax":',
+            "    # keras.distribution.initialize()  # several hosts: see the top of this file",
+            f"    devices = {jax_pick}",
+            "    distribution = keras.distribution.DataParallel(devices=devices)",
+            "    keras.distribution.set_distribution(distribution)",
+            '    print(f"data parallel over {len(devices)} devices: {devices}")',
+            'elif keras.backend.backend() == "tensorflow":',
+            "    import tensorflow as tf",
+            "",
+            *("    " + line for line in tf_lines),
+            "    scope = strategy.scope()  # the model is built and compiled in it",
+            '    print(f"data parallel over {strategy.num_replicas_in_sync} devices")',
+            "else:",
+            '    print("data parallel needs the JAX or TensorFlow backend: one device")']
+
+    # the model
+    def _build_model(self) -> List[str]:
+        source = _spec_source(self.plan, self.model, self.info)
+        if source is not None:
+            body, compile_line = source
+            self.uses_layers = True
+            lines = ["def build_model():",
+                     f'    """`{self.plan.name}` from its %%model spec (the code of '
+                     '`%%model --code`)."""']
+            lines += [("    " + l) if l else "" for l in body]
+            lines += ["    " + l for l in compile_line]
+            return lines + ["    return model", "", ""]
+        return self._saved_model()
+
+    def _saved_model(self) -> List[str]:
+        """A model not built from a spec (or no longer matching it): saved beside the script."""
+        from .device import is_mixed, mixed_precision_copy, mixed_policy_name
+        keras, plan, model = self.keras, self.plan, self.model
+        name = f"{plan.name}.start.keras"
+        saved = model
+        if plan.mixed_precision and not is_mixed(model):
+            previous = keras.mixed_precision.global_policy()
+            policy = mixed_policy_name()
+            keras.mixed_precision.set_dtype_policy(policy)
+            try:
+                saved = mixed_precision_copy(model, self.info, policy)
+            finally:
+                keras.mixed_precision.set_dtype_policy(previous)
+        saved.save(os.path.join(self.out.folder, name))
+        self.out.files.append(name)
+        why = ("was not built by a %%model spec" if not self.info.spec_text
+               else "no longer matches its %%model spec")
+        lines = ["def build_model():",
+                 f'    """`{plan.name}` {why}: the model itself, saved beside',
+                 "    this script by `%fit --code` (its weights and compile settings as in",
+                 '    the notebook)."""',
+                 f'    model = keras.saving.load_model(HERE / "{name}")']
+        if plan.settle:
+            lines += ["    # the loss %fit settles from the labels"]
+            lines += ["    " + l for l in _compile_from_config(self.model, plan)]
+        else:
+            if plan.options.get("jit"):
+                lines.append("    model.jit_compile = True  # --jit")
+            if plan.step_size > 1:
+                lines.append(f"    model.steps_per_execution = {plan.step_size}"
+                             "  # --steps-per-execution")
+        return lines + ["    return model", "", ""]
+
+    def _instantiate(self) -> List[str]:
+        trained = self.info.epochs_done > 0 and self.info.spec_text and self.uses_layers
+        inner = ["model = build_model()"]
+        if trained:
+            name = f"{self.plan.name}.start.weights.h5"
+            bare = self.keras.models.clone_model(self.model)  # the layers' weights only:
+            bare.set_weights(self.model.get_weights())          # no optimizer state
+            bare.save_weights(os.path.join(self.out.folder, name))
+            self.out.files.append(name)
+            n = self.info.epochs_done
+            inner += [f"# the weights `{self.plan.name}` holds in the notebook ({n} "
+                      f"epoch{'s' if n != 1 else ''} trained there);",
+                      "# delete this line to train from new weights",
+                      f'model.load_weights(HERE / "{name}")']
+        if "contextlib" in self.imports:
+            return ["with scope:"] + ["    " + l for l in inner]
+        return inner
+
+    # data, callbacks, fit
+    def _data(self) -> List[str]:
+        plan, kw = self.plan, self.plan.fit_kwargs
+        lines = [self._assign("x", plan.x, "x")]
+        if kw.get("y") is not None:
+            lines.append(self._assign("y", kw["y"], "y"))
+        val = kw.get("validation_data")
+        if val is not None:
+            vx, vy = val if isinstance(val, tuple) else (val, None)
+            lines.append(self._assign("x_val", vx, "x_val"))
+            if vy is not None:
+                lines.append(self._assign("y_val", vy, "y_val"))
+        if kw.get("sample_weight") is not None:
+            lines.append(self._assign("sample_weight", kw["sample_weight"], "sample_weight"))
+        return lines
+
+    def _assign(self, var: str, value: Any, stem: str) -> str:
+        taken = self.out.files
+        if isinstance(value, dict):
+            parts = [f"    {k!r}: {self._save(v, _stem(f'{stem}_{k}', taken))},"
+                     for k, v in value.items()]
+            return "\n".join([f"{var} = {{", *parts, "}"])
+        if isinstance(value, (list, tuple)):
+            parts = [f"    {self._save(v, _stem(f'{stem}_{i}', taken))},"
+                     for i, v in enumerate(value)]
+            return "\n".join([f"{var} = [", *parts, "]"])
+        return f"{var} = {self._save(value, _stem(stem, taken))}"
+
+    def _save(self, value: Any, stem: str) -> str:
+        name = f"{stem}.npy"
+        try:
+            array = np.asarray(value)
+            np.save(os.path.join(self.out.folder, name), array, allow_pickle=False)
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"--code cannot write `{stem}` as a .npy file ({exc}): give "
+                            "numeric arrays") from None
+        self.out.files.append(name)
+        return f'np.load(HERE / "{name}")'
+
+    def _callbacks(self) -> List[str]:
+        keras, plan = self.keras, self.plan
+        cb_mod = keras.callbacks
+        defs: List[str] = []
+        items: List[str] = []
+        monitor, mode = plan.monitor, plan.mode
+        watch = f"monitor={monitor!r}, mode={mode!r}"
+        for cb in plan.callbacks:
+            if isinstance(cb, cb_mod.EarlyStopping):
+                items += [f"# --early-stop {cb.patience}: the best weights are restored at the end",
+                          f"keras.callbacks.EarlyStopping({watch}, patience={cb.patience}, "
+                          "restore_best_weights=True),"]
+            elif isinstance(cb, cb_mod.ReduceLROnPlateau):
+                items += [f"# --reduce-lr {cb.patience}",
+                          f"keras.callbacks.ReduceLROnPlateau({watch}, patience={cb.patience}, "
+                          f"factor={float(cb.factor)!r}),"]
+            elif isinstance(cb, cb_mod.LearningRateScheduler):
+                defs += self._schedule()
+                items += [f"# --lr-schedule {plan.options.get('lr_schedule')}",
+                          "keras.callbacks.LearningRateScheduler(lr_schedule),"]
+            elif isinstance(cb, cb_mod.ModelCheckpoint):
+                path = getattr(cb, "final_path", cb.filepath)
+                weights = ", save_weights_only=True" if cb.save_weights_only else ""
+                items += ["# --checkpoint: the best model so far",
+                          f"keras.callbacks.ModelCheckpoint({path!r}, {watch}, "
+                          f"save_best_only=True{weights}),"]
+            elif isinstance(cb, cb_mod.TensorBoard):
+                items += ["# --tensorboard",
+                          f"keras.callbacks.TensorBoard(log_dir={cb.log_dir!r}),"]
+            elif isinstance(cb, cb_mod.CSVLogger):
+                append = ", append=True" if cb.append else ""
+                items += ["# --csv", f"keras.callbacks.CSVLogger({cb.filename!r}{append}),"]
+            else:
+                items.append(f"# ({type(cb).__name__}: an nbkeras callback, not written out)")
+        if not items:
+            return defs + ["callbacks = []", ""]
+        return defs + ["callbacks = ["] + ["    " + i for i in items] + ["]", ""]
+
+    def _schedule(self) -> List[str]:
+        opts, plan = self.plan.options, self.plan
+        kind = str(opts.get("lr_schedule")).lower()
+        base = self.info.extra.get("base_lr")
+        if base is None:
+            base = float(self.keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        base = float(str(np.float32(base)))  # 0.001, not 0.0010000000474974513
+        decay, step = opts.get("lr_decay"), opts.get("lr_step")
+        self.imports.add("math")
+        if kind == "cosine":
+            n = max(plan.epochs, 1)
+            doc = f"cosine decay from {base!r} over {plan.epochs} epochs"
+            value = f"{base!r} * 0.5 * (1 + math.cos(math.pi * min(epoch, {plan.epochs}) / {n}))"
+        elif kind == "exponential":
+            rate = 0.9 if decay is None else decay
+            doc = f"{base!r} times {rate!r} per epoch"
+            value = f"{base!r} * {rate!r} ** epoch"
+        else:
+            factor = 0.5 if decay is None else decay
+            every = step or max(1, plan.epochs // 3)
+            doc = f"{base!r} times {factor!r} every {every} epochs"
+            value = f"{base!r} * {factor!r} ** (epoch // {every})"
+        return ["def lr_schedule(epoch, lr):",
+                f'    """--lr-schedule {kind}: {doc}."""',
+                f"    return {value}", "", ""]
+
+    def _fit(self) -> List[str]:
+        kw = self.plan.fit_kwargs
+        args = ["x"] + (["y"] if kw.get("y") is not None else [])
+        for key, value in kw.items():
+            if key in ("y", "verbose"):
+                continue
+            if key == "validation_data":
+                args.append("validation_data=(x_val, y_val)" if isinstance(value, tuple)
+                            else "validation_data=x_val")
+            elif key == "sample_weight":
+                args.append("sample_weight=sample_weight")
+            elif key == "shuffle" and value is True:
+                continue  # Keras' default
+            elif key == "initial_epoch" and not value:
+                continue
+            elif _literal(value):
+                args.append(f"{key}={value!r}")
+            else:
+                args.append(f"# {key}: not written out ({type(value).__name__})")
+        args += ["callbacks=callbacks", "verbose=2"]
+        return (["history = model.fit("] + [f"    {a}," if not a.startswith("#") else f"    {a}"
+                                           for a in args] + [")"])
+
+    def _finish(self) -> List[str]:
+        name = f"{self.plan.name}.keras"
+        return [f'model.save(HERE / "{name}")',
+                'print(f"{len(history.epoch)} epochs trained; model saved to '
+                f'{{HERE / {name!r}}}")']
+
+
+# -- the spec route -----------------------------------------------------------------
+
+
+def _spec_source(plan, model, info) -> Optional[Tuple[List[str], List[str]]]:
+    """(the model code, the compile call) from the model's spec, or None when
+    the model was not built from a spec or the spec no longer builds it (the
+    same layers and parameter count)."""
+    if not info.spec_text:
+        return None
+    from ..errors import SpecError
+    from ..modelbuild.build import build
+    from ..speclang.codegen import generate
+    from ..speclang.parse import parse
+    try:
+        try:
+            spec = parse(info.spec_text)
+        except SpecError:  # a spec written for `%%model NAME --input SHAPE`
+            spec = parse(info.spec_text, input_shape=_input_option(model))
+        result = build(spec, plan.name, compile=False,
+                       values=info.extra.get("space_values") or None)
+    except Exception:  # noqa: BLE001 - a spec that no longer builds: the saved model
+        return None
+    rebuilt = result.model
+    if (_layer_kinds(rebuilt) != _layer_kinds(model)
+            or rebuilt.count_params() != model.count_params()):
+        return None
+    code = generate(spec, plan.name, result, compile=False).splitlines()
+    body = [l for l in code if l not in ("import keras", "from keras import layers")]
+    while body and not body[0]:
+        body.pop(0)
+    try:
+        rebuilt.compile(**result.compile_kwargs)
+        same = _same_compile(model, rebuilt, result.deferred_losses)
+    except Exception:  # noqa: BLE001
+        same = False
+    if not same:
+        compile_line = ["# compiled by hand in the notebook: its compile settings, as Keras "
+                        "serializes them"] + _compile_from_config(model, plan)
+        return body, compile_line
+    parts = dict(result.compile_code)
+    if result.deferred_losses:
+        loss = _settled((model.get_compile_config() or {}).get("loss"), plan.settle)
+        parts["loss"] = repr(loss)
+    parts.update(_run_settings(plan))
+    lines = _call("model.compile", [f"{k}={v}" for k, v in parts.items()])
+    moved = _moved_lr(model, rebuilt)
+    if moved is not None:
+        lines += [f"model.optimizer.learning_rate = {moved!r}  # where training in the "
+                  "notebook left it"]
+    return body, lines
+
+
+def _moved_lr(model, rebuilt) -> Optional[float]:
+    """The notebook optimizer's learning rate when training moved it away from
+    the spec's (`--reduce-lr`, `--lr-schedule`), else None."""
+    def lr(m):
+        value = ((m.get_compile_config() or {}).get("optimizer") or {})
+        value = ((value.get("config") or {}).get("learning_rate")
+                 if isinstance(value, dict) else None)
+        return value if isinstance(value, float) else None
+    now, spec = lr(model), lr(rebuilt)
+    if now is None or spec is None or np.isclose(now, spec, rtol=1e-6, atol=0):
+        return None
+    return float(str(np.float32(now)))
+
+
+def _call(function: str, args: List[str], width: int = 84) -> List[str]:
+    """`function(args)` on one line, or one argument a line when too long."""
+    line = f"{function}({', '.join(args)})"
+    if len(line) <= width:
+        return [line]
+    return [f"{function}("] + [f"    {a}," for a in args] + [")"]
+
+
+def _input_option(model) -> Optional[str]:
+    shape = getattr(model, "input_shape", None)
+    if not isinstance(shape, tuple) or not shape or isinstance(shape[0], (tuple, list)):
+        return None
+    return "x".join("?" if d is None else str(d) for d in shape[1:]) or None
+
+
+def _layer_kinds(model) -> List[str]:
+    return [type(layer).__name__ for layer in model.layers]
+
+
+def _same_compile(model, rebuilt, deferred: Dict[str, str]) -> bool:
+    """Whether `model` is compiled as its spec says (a deferred loss aside, and
+    a learning rate that training moved: see `_moved_lr`)."""
+    def norm(config):
+        config = config or {}
+        out = {k: config.get(k) for k in ("optimizer", "loss", "loss_weights", "metrics",
+                                           "weighted_metrics")}
+        opt = out["optimizer"]
+        if isinstance(opt, dict):
+            inner = {k: v for k, v in (opt.get("config") or {}).items()
+                     if k != "name" and not (k == "learning_rate" and isinstance(v, float))}
+            out["optimizer"] = {**opt, "config": inner}
+        if deferred:
+            loss = out["loss"]
+            out["loss"] = ({k: v for k, v in loss.items() if k not in deferred}
+                           if isinstance(loss, dict) else None)
+        return out
+    return norm(model.get_compile_config()) == norm(rebuilt.get_compile_config())
+
+
+def _settled(loss, settle: Dict[str, str]):
+    for name, chosen in (settle or {}).items():
+        loss = {**loss, name: chosen} if isinstance(loss, dict) else chosen
+    return loss
+
+
+def _run_settings(plan) -> Dict[str, str]:
+    out = {}
+    if plan.options.get("jit"):
+        out["jit_compile"] = "True"
+    if plan.step_size > 1:
+        out["steps_per_execution"] = str(plan.step_size)
+    return out
+
+
+def _compile_from_config(model, plan) -> List[str]:
+    """`model.compile_from_config(...)` with the notebook model's own compile
+    configuration (the settled loss and this run's settings applied)."""
+    config = dict(model.get_compile_config() or {})
+    config["loss"] = _settled(config.get("loss"), plan.settle)
+    if plan.options.get("jit"):
+        config["jit_compile"] = True
+    if plan.step_size > 1:
+        config["steps_per_execution"] = plan.step_size
+    text = _pretty(config)
+    if not _literal_text(text):
+        raise UsageError("--code cannot write this model's compile settings as Python "
+                         "(a value with no literal form): compile it with plain Keras "
+                         "identifiers and run the cell again")
+    return ("compile_config = " + text).splitlines() + ["model.compile_from_config(compile_config)"]
+
+
+def _pretty(value, indent: int = 0, width: int = 84) -> str:
+    """A Python literal, one item a line where the one-line form is too long."""
+    flat = repr(value)
+    if len(flat) + indent <= width or not isinstance(value, (dict, list)) or not value:
+        return flat
+    pad = " " * (indent + 4)
+    if isinstance(value, dict):
+        items = [f"{pad}{k!r}: {_pretty(v, indent + 4, width)}," for k, v in value.items()]
+        return "{\n" + "\n".join(items) + "\n" + " " * indent + "}"
+    items = [f"{pad}{_pretty(v, indent + 4, width)}," for v in value]
+    return "[\n" + "\n".join(items) + "\n" + " " * indent + "]"
+
+
+# -- small helpers ------------------------------------------------------------------
+
+
+def _policy_of(model) -> str:
+    return str(getattr(getattr(model, "dtype_policy", None), "name", "mixed_float16"))
+
+
+def _device_choice(devices) -> Tuple[str, List[str], str]:
+    """(the JAX device list, the TensorFlow strategy lines, the option as said)
+    for a `--devices` value: 'all', a count, or a list of indices or names.
+    Indices and counts pick among the accelerators (the CPU without one), as
+    `keras.distribution.list_devices()` does."""
+    jax_all = "keras.distribution.list_devices()"
+    tf_names = ['names = [d.name for d in tf.config.list_logical_devices("GPU")]',
+                'names = names or [d.name for d in tf.config.list_logical_devices("CPU")]']
+    if isinstance(devices, str):
+        text = devices.strip()
+        if text.lower() == "all":
+            devices = True
+        elif text.isdigit():
+            devices = int(text)
+        else:
+            devices = [int(p) if p.strip().isdigit() else p.strip()
+                       for p in text.split(",") if p.strip()]
+    if devices is True:
+        return jax_all, ["strategy = tf.distribute.MirroredStrategy()"], "all"
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        return (f"{jax_all}[:{devices}]",
+                tf_names + [f"strategy = tf.distribute.MirroredStrategy(names[:{devices}])"],
+                str(devices))
+    if isinstance(devices, (list, tuple)) and devices:
+        items = list(devices)
+        said = ",".join(str(d) for d in items)
+        if all(isinstance(d, int) for d in items):
+            picks = repr(tuple(items))
+            return (f"[{jax_all}[i] for i in {picks}]",
+                    tf_names + ["strategy = tf.distribute.MirroredStrategy("
+                                f"[names[i] for i in {picks}])"],
+                    said)
+        names = [str(d) for d in items]
+        slashed = [n if n.startswith("/") else "/" + n for n in names]
+        return repr(names), [f"strategy = tf.distribute.MirroredStrategy({slashed!r})"], said
+    return jax_all, ["strategy = tf.distribute.MirroredStrategy()"], str(devices)
+
+
+def _stem(stem: str, taken) -> str:
+    """A file stem made of safe characters, not yet written."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "data"
+    candidate, n = safe, 2
+    while f"{candidate}.npy" in taken:
+        candidate, n = f"{safe}_{n}", n + 1
+    return candidate
+
+
+def _literal(value) -> bool:
+    try:
+        return ast.literal_eval(repr(value)) == value
+    except (ValueError, SyntaxError, TypeError):
+        return False
+
+
+def _literal_text(text: str) -> bool:
+    try:
+        ast.literal_eval(text)
+        return True
+    except (ValueError, SyntaxError, TypeError):
+        return False
