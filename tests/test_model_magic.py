@@ -157,7 +157,7 @@ def test_spaces_code_shows_the_default_model(ip, run, capsys):
     run(TUNABLE.replace("{opts}", " --code"))
     out = capsys.readouterr().out
     code = out[out.index("import keras"):]
-    assert "repeat.count=1" in code and "layers.Dense(units=32" in code
+    assert "repeat.count=1" in code and "layers.Dense(32" in code
     namespace = {}
     exec(code, namespace)
     assert namespace["model"].count_params() == ip.user_ns["tuned"].count_params()
@@ -172,7 +172,7 @@ def test_model_code_line_shows_the_bound_model_at_its_space_values(ip, run, caps
     capsys.readouterr()
     run("%model tuned --code")
     code = capsys.readouterr().out
-    assert "repeat.count=2" in code and "layers.Dense(units=96" in code
+    assert "repeat.count=2" in code and "layers.Dense(96" in code
     assert "learning_rate=0.003" in code
     namespace = {}
     exec(code[code.index("import keras"):], namespace)

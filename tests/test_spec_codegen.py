@@ -62,10 +62,20 @@ def test_generated_code_builds_the_same_model(name, text):
 def test_code_spells_out_arguments_and_compile():
     spec = parse(MORE["keywords"])
     code = generate(spec, "m", build(spec, "m", compile=False))
-    assert "layers.Conv2D(filters=8, kernel_size=(3, 3), activation='relu', padding='same'" in code
+    assert "layers.Conv2D(8, (3, 3), activation='relu', padding='same'" in code
     assert "keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)" in code
     assert "keras.losses.SparseCategoricalCrossentropy(from_logits=False)" in code
     assert "metrics=['accuracy', 'auc']" in code
+
+
+def test_code_writes_by_position_only_what_the_spec_gave_by_position():
+    """`dense units=8 relu` stays a keyword; a value after a keyword-given earlier
+    parameter is written by name (a bare value there would fill the wrong slot)."""
+    spec = parse("input 4\na = dense units=8 relu\nc = dense 2 use_bias=false")
+    code = generate(spec, "m", build(spec, "m", compile=False), compile=False)
+    assert "layers.Dense(units=8, activation='relu', name='a')" in code
+    assert "layers.Dense(2, use_bias=False, name='c')" in code
+    assert run_code(code).count_params() == 4 * 8 + 8 + 8 * 2
 
 
 def test_python_keywords_as_names_become_valid_variables():
@@ -90,10 +100,11 @@ def test_values_are_written_as_literals_not_pasted():
 def test_wrappers_and_keyword_sources_in_code():
     spec = parse(MORE["wrappers"])
     code = generate(spec, "m", build(spec, "m"))
-    assert ("h = layers.Bidirectional(layers.LSTM(units=4, return_sequences=True), "
+    # positional values as the spec gave them, as the language doc writes them
+    assert ("h = layers.Bidirectional(layers.LSTM(4, return_sequences=True), "
             "merge_mode='sum', name='h')(x, mask=m)") in code
-    assert "t = layers.TimeDistributed(layers.Dense(units=3), name='t')(h)" in code
-    assert "g = layers.GRU(units=2, name='g')(t, mask=m)" in code
+    assert "t = layers.TimeDistributed(layers.Dense(3), name='t')(h)" in code
+    assert "g = layers.GRU(2, name='g')(t, mask=m)" in code
     assert "'d': keras.losses.BinaryCrossentropy(from_logits=True)" in code
 
 
@@ -101,9 +112,9 @@ def test_code_of_a_spec_with_spaces_is_the_model_built():
     spec = parse(MORE["repeat_and_spaces"])
     default = generate(spec, "m", build(spec, "m"))
     assert "# search spaces at: repeat.count=2, h.units=16" in default
-    assert default.count("layers.Dense(units=16") == 2 and "Dropout(rate=0.1)" in default
+    assert default.count("layers.Dense(16") == 2 and "Dropout(0.1)" in default
     values = {"repeat.count": 3, "h.units": 48, "dense_2.units": 5}
     result = build(spec, "m", values=values)
     code = generate(spec, "m", result)
-    assert code.count("layers.Dense(units=48") == 3 and "layers.Dense(units=5)" in code
+    assert code.count("layers.Dense(48") == 3 and "layers.Dense(5)" in code
     assert run_code(code).count_params() == result.model.count_params()

@@ -98,6 +98,7 @@ class Step:
     call: str = "single"      # "single", "list" (merging) or "args"
     wrappers: List[Tuple[str, Dict[str, Any]]] = field(default_factory=list)  # outermost first
     call_kwargs: Dict[str, int] = field(default_factory=dict)  # keyword sources -> graph index
+    positional: int = 0       # leading `kwargs` the spec gave by position (`--code` writes them so)
 
 
 @dataclass
@@ -162,11 +163,14 @@ def _convert(key: str, arg: Arg) -> Any:
     return value
 
 
-def resolve_layer(stmt: LayerStmt, filled: Optional[List[str]] = None
-                  ) -> Tuple[Any, Dict[str, Any]]:
+def resolve_layer(stmt: LayerStmt, filled: Optional[List[str]] = None,
+                  lead: Optional[List[int]] = None) -> Tuple[Any, Dict[str, Any]]:
     """Class and constructor kwargs of a layer statement (of the wrapped layer, for a
-    wrapped statement); `filled` receives the parameter each argument fills, in order."""
+    wrapped statement); `filled` receives the parameter each argument fills, in order;
+    `lead` receives how many of the constructor's first parameters were given by
+    position (those come first in the kwargs)."""
     filled = [] if filled is None else filled
+    by_position: List[str] = []
     cls = resolve_kind(stmt)
     if cls.__name__ in _CODE_LAYERS:
         raise SpecError(f"`{stmt.kind}` wraps Python code, and a spec cannot run code: use "
@@ -232,6 +236,7 @@ def resolve_layer(stmt: LayerStmt, filled: Optional[List[str]] = None
         positional.remove(slot)
         kwargs[slot] = _convert(slot, arg)
         filled.append(slot)
+        by_position.append(slot)
     missing = [n for n in order if defaults.get(n) is inspect.Parameter.empty and n not in kwargs]
     objects = [n for n in missing if n in _OBJECT_PARAMS]
     if objects:
@@ -243,6 +248,14 @@ def resolve_layer(stmt: LayerStmt, filled: Optional[List[str]] = None
         raise SpecError(f"`{stmt.text}`: `{cls.__name__}` needs {needs}; positional values fill "
                         f"{', '.join(order[:4])} in that order, or "
                         f"write `{missing[0]}=...`", stmt.line, stmt.column, stmt.text)
+    if lead is not None:
+        first = []
+        for param in order:
+            if param not in by_position:
+                break
+            first.append(param)
+        kwargs = {**{k: kwargs[k] for k in first}, **kwargs}
+        lead.append(len(first))
     return cls, kwargs
 
 
@@ -342,7 +355,8 @@ def _check_call_keys(stmt: LayerStmt, cls) -> None:
 def _layer_statement(stmt: LayerStmt, index: int, name: Optional[str], reserved, used,
                      tensors, layers, steps) -> None:
     """Build one layer statement (each repetition of a `repeat`) and record its steps."""
-    cls, kwargs = resolve_layer(stmt)
+    lead: List[int] = []
+    cls, kwargs = resolve_layer(stmt, lead=lead)
     wraps = [resolve_wrapper(stmt, w) for w in stmt.wrappers]
     outer_cls = wraps[0][0] if wraps else cls
     _check_call_keys(stmt, outer_cls)
@@ -383,7 +397,7 @@ def _layer_statement(stmt: LayerStmt, index: int, name: Optional[str], reserved,
         tensors[index], layers[index] = out, layer
         steps.append(Step(index, made[0][0].__name__, made[0][1], sources, call,
                           wrappers=[(c.__name__, kw) for c, kw in reversed(made[1:])],
-                          call_kwargs=dict(keyword)))
+                          call_kwargs=dict(keyword), positional=lead[0]))
 
 
 def build_graph(spec: ModelSpec, name: str = "model") -> Tuple[Any, List[Step], Dict[int, Any]]:

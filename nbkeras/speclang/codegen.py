@@ -37,8 +37,10 @@ def _variables(spec: ModelSpec) -> Dict[int, str]:
     return names
 
 
-def _args(kwargs: Dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+def _args(kwargs: Dict[str, Any], positional: int = 0) -> str:
+    """`64, activation='relu'`: the first `positional` values bare, as the spec gave them."""
+    return ", ".join(repr(v) if i < positional else f"{k}={v!r}"
+                     for i, (k, v) in enumerate(kwargs.items()))
 
 
 def generate(spec: ModelSpec, name: str, result,
@@ -76,7 +78,7 @@ def generate(spec: ModelSpec, name: str, result,
                 call = ", ".join(srcs)
             keyword = getattr(step, "call_kwargs", {}) or {}
             call = ", ".join([call] + [f"{k}={var[i]}" for k, i in keyword.items()])
-            layer = f"layers.{step.kind}({_args(step.kwargs)})"
+            layer = f"layers.{step.kind}({_args(step.kwargs, getattr(step, 'positional', 0))})"
             for kind, kwargs in reversed(getattr(step, "wrappers", []) or []):
                 layer = f"layers.{kind}({', '.join([layer] + ([_args(kwargs)] if kwargs else []))})"
             lines.append(f"{target} = {layer}({call})")
