@@ -41,6 +41,10 @@ def test_cv_shuffle_with_a_seed_is_reproducible(cvm):
     b = cvm.run_line_magic("fit", "cvm x y --cv 3 -e 1 --cv-shuffle --seed 4 --quiet")
     assert list(a.loc[[1, 2, 3], "n_val"]) == list(b.loc[[1, 2, 3], "n_val"])
     assert a.loc[1, "val_loss"] == pytest.approx(b.loc[1, "val_loss"], rel=1e-3)
+    # two cross-validations, even in the same second, are two groups (sidebar rows)
+    import nbkeras
+    groups = {r["options"]["cv_group"] for r in nbkeras.runs(model="cvm")}
+    assert len(groups) == 2
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -17,6 +17,7 @@ import html
 import math
 import statistics
 import time
+import uuid
 from typing import Any, Dict, List
 
 from ..errors import UsageError
@@ -190,7 +191,8 @@ def run_cv(shell, args, plan, model, info):
     view.start()
     w0 = model.get_weights()
     config = model.get_compile_config()
-    group = f"cv-{args.name}-{int(time.time())}"
+    # unique per cross-validation (two started in the same second stay two groups)
+    group = f"cv-{args.name}-{int(time.time())}-{uuid.uuid4().hex[:6]}"
     sw = plan.fit_kwargs.get("sample_weight")
     stopped = None
     for k, (train, held) in enumerate(splits, start=1):
