@@ -183,6 +183,12 @@ dense 10 softmax
 optimizer adam lr=1e-3..3e-2:log"""
 CV_SPEC = "%%model cvm --seed 0\ninput 64\ndense 16 relu\ndense 10 softmax"
 
+TRIAL_LINE_CUT = """(panel) => [...panel.querySelectorAll('.nbk-trial-line')]
+    // a trial's objective line: whole in its row, the name in full in its title
+    .filter(el => el.scrollWidth > el.clientWidth + 1
+        || !el.title.startsWith(el.querySelector('.nbk-trial-objective').textContent))
+    .map(el => el.textContent)"""
+
 NUMBERS_CUT = """(panel) => {
     // Group rows: each number whole inside its row; a name or metric cut
     // with an ellipsis only where the row's title says it in full.
@@ -301,6 +307,18 @@ def test_studies_and_folds_are_rows_that_open_and_read_in_the_dark_theme(
         members = panel.locator(".nbk-run-row.nbk-member")
         expect(members).to_have_count(3)
         expect(members.first).to_contain_text(f"trial {int(best['trial'])}")
+        # Each trial's row shows the study's objective (val_loss, lower is
+        # better), not the list's key metric (val_accuracy); the best tagged.
+        ordered = sorted(df.to_dict("records"), key=lambda r: r["value"])
+        for i, r in enumerate(ordered):
+            expect(members.nth(i)).to_contain_text(f"trial {int(r['trial'])}")
+            expect(members.nth(i).locator(".nbk-trial-line")).to_contain_text(
+                f"val_loss ↓ {fmt(r['value'])}")
+        expect(members.first.locator(".nbk-trial-line")).to_contain_text(
+            f"val_loss ↓ {fmt(best['value'])} best")
+        expect(members.locator(".nbk-best-tag")).to_have_count(1)
+        expect(members.first).not_to_contain_text("val_accuracy")
+        assert panel.evaluate(TRIAL_LINE_CUT) == []
         panel.get_by_role("button", name="Open cvm cross-validation").click()
         expect(members).to_have_count(6)
         expect(members.nth(0)).to_contain_text("fold 1/3")
@@ -337,7 +355,6 @@ def test_studies_and_folds_are_rows_that_open_and_read_in_the_dark_theme(
         table = pane.get_by_role("table", name="Trials")
         body = table.locator("tbody tr")
         expect(body).to_have_count(3)
-        ordered = sorted(df.to_dict("records"), key=lambda r: r["value"])
         expect(body.locator("td:nth-child(1)")).to_have_text(
             [str(int(r["trial"])) for r in ordered])
         expect(body.locator("td:nth-child(2)")).to_have_text([fmt(r["value"]) for r in ordered])

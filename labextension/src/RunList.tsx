@@ -2,13 +2,15 @@
  * The list of models and runs, virtualized: only the rows in view (plus a
  * few) exist in the DOM, so ten thousand runs scroll as smoothly as ten.
  * A `%tune` study or a `%fit --cv` is one row (its best value, or mean ±
- * std) that opens onto its runs. Every name, metric key and path is
- * rendered as React text, never as HTML.
+ * std) that opens onto its runs; there a trial's row shows the study's
+ * objective, not the key metric (./trialrow). Every name, metric key and
+ * path is rendered as React text, never as HTML.
  */
 
 import * as React from 'react';
 
 import { memberLabel, RunGroup } from './groups';
+import { DIRECTION_ARROW, TrialLine, trialLine, trialLineTitle } from './trialrow';
 
 import {
   epochsText,
@@ -146,6 +148,7 @@ export function RunList(props: RunListProps): JSX.Element {
           metric={props.metric}
           selected={row.run.id === props.selected}
           member={row.member ? memberLabel(row.run) : ''}
+          trial={trialLine(row.run, row.group)}
           compared={props.compared.includes(row.run.id)}
           place={placeText(row.run, props.common)}
           nowMs={props.nowMs}
@@ -271,6 +274,8 @@ interface RunRowProps {
   selected: boolean;
   /** What the run is in its open group ('trial 3', 'fold 2/3'), else ''. */
   member: string;
+  /** A study's trial: its objective replaces the key metric. */
+  trial: TrialLine | null;
   compared: boolean;
   /** Device and precision where they differ from the usual ones, else ''. */
   place: string;
@@ -341,14 +346,18 @@ function RunRow(props: RunRowProps): JSX.Element {
           {run.starred ? '★' : '☆'}
         </button>
       </div>
-      <div className="nbk-line" title={metric !== null ? `${metric}: final ${final}, ${best}` : ''}>
-        {metric !== null ? (
-          <>
-            <span className="nbk-metric-last nbk-num">{final}</span>{' '}
-            <span className="nbk-metric-best nbk-num">{best}</span>
-          </>
-        ) : null}
-      </div>
+      {props.trial ? (
+        <TrialMetric line={props.trial} />
+      ) : (
+        <div className="nbk-line" title={metric !== null ? `${metric}: final ${final}, ${best}` : ''}>
+          {metric !== null ? (
+            <>
+              <span className="nbk-metric-last nbk-num">{final}</span>{' '}
+              <span className="nbk-metric-best nbk-num">{best}</span>
+            </>
+          ) : null}
+        </div>
+      )}
       <div className="nbk-line nbk-sub">
         <span className="nbk-epochs nbk-num" title="epochs done of planned">
           {epochsText(run)} ep
@@ -365,6 +374,35 @@ function RunRow(props: RunRowProps): JSX.Element {
           </span>
         ) : null}
       </div>
+    </div>
+  );
+}
+
+/**
+ * A trial's metric line: the study's objective with its direction, its value
+ * for the weights the run keeps, and a 'best' tag on the best trial. The
+ * name gives way (an ellipsis, the line's title says it in full); the number
+ * and the tag never do.
+ */
+function TrialMetric(props: { line: TrialLine }): JSX.Element {
+  const { line } = props;
+  return (
+    <div className="nbk-line nbk-trial-line" title={trialLineTitle(line)}>
+      <span className="nbk-metric-key nbk-trial-objective">{line.objective}</span>{' '}
+      {line.direction ? (
+        <>
+          <span className="nbk-trial-direction" aria-hidden="true">
+            {DIRECTION_ARROW[line.direction]}
+          </span>{' '}
+        </>
+      ) : null}
+      <span className="nbk-metric-last nbk-num">{formatMetric(line.value)}</span>
+      {line.best ? (
+        <>
+          {' '}
+          <span className="nbk-best-tag">best</span>
+        </>
+      ) : null}
     </div>
   );
 }

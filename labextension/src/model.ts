@@ -183,7 +183,13 @@ export type Row =
       collapsed: boolean;
     }
   | { kind: 'group'; group: RunGroup; expanded: boolean }
-  | { kind: 'run'; run: RunSummary; member?: boolean };
+  | {
+      kind: 'run';
+      run: RunSummary;
+      member?: boolean;
+      /** The open group it is shown in (`member`): a study's trial row shows its objective. */
+      group?: RunGroup;
+    };
 
 /**
  * Compares two runs by the best value of `metric`, best first: the smallest
@@ -294,7 +300,7 @@ export function buildRows(
         rows.push({ kind: 'group', group, expanded: open });
         if (open) {
           for (const member of group.runs) {
-            rows.push({ kind: 'run', run: member, member: true });
+            rows.push({ kind: 'run', run: member, member: true, group });
           }
         }
       }

@@ -1,8 +1,8 @@
 /**
  * Unit tests of studies and folds in the list: grouping the runs of a
  * `%tune` study and of a `%fit --cv`, the best trial by the objective's
- * direction, mean ± std over the folds, sorting trials, and the axes of the
- * parallel-coordinates view. Run with `npm test`.
+ * direction, mean ± std over the folds, sorting trials, what a trial's row
+ * shows, and the axes of the parallel-coordinates view. Run with `npm test`.
  */
 
 import { test } from 'node:test';
@@ -29,6 +29,7 @@ import {
   ViewOptions
 } from '../src/model';
 import { fitText, goodness, objectiveAxis, position, SpaceInfo, spaceAxis } from '../src/parcoords';
+import { trialLine, trialLineTitle } from '../src/trialrow';
 
 function run(id: number, model: string, extra: Partial<RunSummary> = {}): RunSummary {
   return {
@@ -267,4 +268,85 @@ test('the objective axis puts the best at the top; colours grade by goodness', (
   assert.equal(goodness(0.3, [0.3, 0.5], 'max'), 0);
   assert.equal(fitText('optimizer.learning_rate', 40), 'optimi…');
   assert.equal(fitText('width', 40), 'width');
+});
+
+/** The open study's trial rows: [run id, what its metric line shows]. */
+function trialRows(runs: RunSummary[], metric: string | null = 'val_accuracy'): string[] {
+  const keys = new Set(runs.map(r => groupKey(r)).filter((k): k is string => k !== null));
+  return buildRows(runs, { ...VIEW, metric, expanded: keys }).flatMap(r => {
+    if (r.kind !== 'run') {
+      return [];
+    }
+    const line = trialLine(r.run, r.group);
+    return [line ? `#${r.run.id} ${line.objective} ${line.value}${line.best ? ' best' : ''}`
+                 : `#${r.run.id}`];
+  });
+}
+
+test("a trial's row shows the study's objective, not the list's key metric, best first", () => {
+  // the list's key metric is val_accuracy; the study optimises val_loss
+  assert.deepEqual(trialRows(STUDY), ['#2 val_loss 0.3 best', '#4 val_loss 0.4', '#1 val_loss 0.5']);
+  const g = findGroup(STUDY, groupKey(STUDY[0]) as string, 'val_accuracy') as StudyGroup;
+  const line = trialLine(STUDY[1], g);
+  assert.equal(line?.direction, 'min');
+  assert.equal(trialLineTitle(line!), 'val_loss, lower is better: 0.3000 · the best trial');
+  assert.equal(trialLineTitle(trialLine(STUDY[0], g)!), 'val_loss, lower is better: 0.5000');
+  // a score the study maximises: the highest first, the best tagged
+  const maxed = STUDY.map(r => ({
+    ...r, group: { ...r.group, objective: 'val_accuracy', direction: 'max' as const }
+  }));
+  assert.deepEqual(trialRows(maxed, 'val_loss'), [
+    '#2 val_accuracy 0.7 best', '#4 val_accuracy 0.6', '#1 val_accuracy 0.5'
+  ]);
+});
+
+test('a trial row shows the value of the weights the run keeps; live and pruned ones untagged', () => {
+  const restored = trial(11, 5, 0.6, {}, { restored_epoch: 2, held: { val_loss: 0.25 } });
+  const runs = [
+    ...STUDY,
+    restored,
+    trial(9, 3, 0.1, { status: 'running' }),
+    trial(10, 4, 0.05, { status: 'stopped' }),
+    trial(12, 6, null, { status: 'failed' })
+  ];
+  // the restored epoch's 0.25, not the last epoch's 0.6, makes trial 5 the best
+  assert.deepEqual(trialRows(runs), [
+    '#11 val_loss 0.25 best', '#2 val_loss 0.3', '#4 val_loss 0.4', '#1 val_loss 0.5',
+    '#10 val_loss 0.05', '#9 val_loss 0.1', '#12 val_loss null'
+  ]);
+  const g = findGroup(runs, groupKey(runs[0]) as string, null) as StudyGroup;
+  assert.equal(
+    trialLineTitle(trialLine(restored, g)!),
+    'val_loss, lower is better: 0.2500 at epoch 2 (restored by early stopping) · the best trial'
+  );
+  assert.equal(trialLineTitle(trialLine(runs[4], g)!), 'val_loss, lower is better: 0.1000 so far');
+  assert.equal(trialLineTitle(trialLine(runs[6], g)!), 'val_loss, lower is better: –');
+});
+
+test("a fold of a cross-validated trial shows its own value and its trial's mean", () => {
+  const cv = (id: number, n: number, k: number, v: number): RunSummary =>
+    trial(id, n, v, {}, { cv_group: `cv-tn-${n}`, fold: k, folds: 2 });
+  const runs = [cv(1, 0, 1, 0.4), cv(2, 0, 2, 0.6), cv(3, 1, 1, 0.3), cv(4, 1, 2, 0.5)];
+  assert.deepEqual(trialRows(runs), [
+    '#3 val_loss 0.3 best', '#4 val_loss 0.5 best', '#1 val_loss 0.4', '#2 val_loss 0.6'
+  ]);
+  const g = findGroup(runs, groupKey(runs[0]) as string, null) as StudyGroup;
+  assert.equal(
+    trialLineTitle(trialLine(runs[3], g)!),
+    'val_loss, lower is better: 0.5000 · trial mean over 2 folds 0.4000 · the best trial'
+  );
+});
+
+test('runs outside studies, folds of a cross-validation and objective-less studies keep the key metric', () => {
+  assert.deepEqual(trialRows([...FOLDS, run(3, 'tn')]), ['#5', '#6', '#7', '#3']);
+  const cvGroup = findGroup(FOLDS, groupKey(FOLDS[0]) as string, 'val_accuracy');
+  assert.equal(trialLine(FOLDS[0], cvGroup), null);
+  assert.equal(trialLine(run(3, 'tn'), undefined), null);
+  // no objective recorded and no key metric: nothing to show but the usual line
+  const old = STUDY.map(r => ({ ...r, group: { ...r.group, objective: null } }));
+  assert.deepEqual(trialRows(old, null), ['#1', '#2', '#4']);
+  // no objective recorded: the study is scored by the key metric, and the row says so
+  assert.deepEqual(trialRows(old, 'val_accuracy').map(t => t.split(' ').slice(0, 2).join(' ')), [
+    '#2 val_accuracy', '#4 val_accuracy', '#1 val_accuracy'
+  ]);
 });
