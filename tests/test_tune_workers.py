@@ -147,6 +147,8 @@ def test_a_search_with_two_workers_returns_every_trial_and_binds_the_best_model(
     tables = [h for h in shown if "nbkeras-tune" in h]
     done = [int(re.search(r"data-trials-done='(\d+)'", h).group(1)) for h in tables]
     assert done == sorted(done) and done[-1] == 4 and len(set(done)) >= 3  # drawn as they end
+    # while the workers import Keras the display says why nothing moves yet
+    assert any("starting 2 worker processes" in h for h in tables[:3])
     final = tables[-1]
     assert "completed" in final and final.count("<td>complete</td>") == 4
     assert any("<svg" in h for h in shown)                         # the objective chart

@@ -241,6 +241,10 @@ def _poll(study, start: int, ctx: TrialContext, by_name, earlier, state: SearchS
     state.current_fraction = sum(fractions) / len(fractions) if fractions else 0.0
     if running and state.current_label != "other workers":
         state.current_label = f"{len(running)} running"
+    if not trials:  # no worker has asked for a trial yet: say why nothing moves
+        state.current_label = "workers"
+        state.current = (f"starting {state.workers} worker processes (each imports Keras "
+                         "once, a few seconds)")
     signature = [(r.number, r.state, r.value) for r in rows if r.state != "running"]
     if signature != seen[0]:
         seen[0] = signature
