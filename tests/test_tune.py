@@ -105,6 +105,32 @@ def test_a_study_is_not_overwritten_and_resumes_in_a_new_process(tn, nbkeras_hom
     assert "TRIALS [0, 1, 2, 3]" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
 
 
+def test_resuming_binds_the_study_best_even_when_it_is_an_earlier_trial(tn, monkeypatch):
+    """After a restart NAME is the default model: `--resume` binds the study's
+    best trained model, kept in the study folder, even if no new trial wins."""
+    first = tn.run_line_magic("tune", "tn x y --trials 2 -e 2 --val xv yv --seed 1 --quiet")
+    tn.run_cell(SPEC).raise_error()  # as after a restart: NAME at its defaults
+    import nbkeras.tune.search as search
+
+    def failing(ctx, study, trial, row, view, optuna):  # every new trial fails (say, OOM)
+        row.state, row.message = "failed", "out of memory"
+        return None, False, search._tell(study, trial, state=optuna.trial.TrialState.FAIL)
+
+    monkeypatch.setattr(search, "run_trial", failing)
+    df = tn.run_line_magic("tune", "tn x y --trials 1 -e 2 --val xv yv --resume --quiet")
+    assert list(df["state"]).count("failed") == 1
+    best = first.iloc[0]
+    model = tn.user_ns["tn"]
+    held = model.evaluate(tn.user_ns["xv"], tn.user_ns["yv"], verbose=0, return_dict=True)
+    assert held["loss"] == pytest.approx(best["value"], rel=1e-4)
+    assert model.best_params["width"] == best["width"]
+
+
+def test_a_zero_timeout_is_refused_not_an_endless_search(tn):
+    with pytest.raises(UsageError, match="above 0"):
+        tn.run_line_magic("tune", "tn x y --timeout 0 -e 1 --val xv yv --quiet")
+
+
 def test_a_cross_validated_search_scores_each_trial_by_the_mean_over_folds(tn):
     df = tn.run_line_magic("tune", "tn x y --trials 2 -e 1 --cv 2 --seed 5 --quiet")
     assert list(df["state"]) == ["complete", "complete"]

@@ -196,3 +196,14 @@ def claim_lock(folder: pathlib.Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
         finally:
             fh.close()
+
+
+def keep_only(models: pathlib.Path, number: Optional[int]) -> None:
+    """Remove the saved trial models (`trial-N.keras`) but the one of trial
+    `number` (the study's best; None: keep none)."""
+    for path in models.glob("trial-*.keras"):
+        if path.name != f"trial-{number}.keras":
+            try:
+                path.unlink()
+            except OSError:
+                pass

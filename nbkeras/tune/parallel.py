@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from ..errors import UsageError
+from .job import keep_only
 from .search import TrialContext, row_of
 from .view import SearchState, SearchView
 
@@ -337,10 +338,5 @@ def _load_best(ctx: TrialContext, folder: pathlib.Path, best) -> Optional[Any]:
         version_id=ctx.info0.version_id,
         extra={"space_values": dict(best.values), "study": ctx.study_name,
                "trial": best.number}))
-    for other in models.glob("trial-*.keras"):
-        if other != path:
-            try:
-                other.unlink()
-            except OSError:
-                pass
+    keep_only(models, best.number)
     return model

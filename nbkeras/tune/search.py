@@ -21,6 +21,7 @@ worker processes of `--workers N` (`nbkeras.tune.parallel` starts them,
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -217,8 +218,9 @@ class TrialContext:
             notebook's expressions for X, Y and --val).
         worker: a worker's label; set, the trial's outcome (state, message,
             registry run) is written on the Optuna trial for the kernel.
-        models: a worker saves a trial that is the best so far here, as
-            `trial-N.keras`, for the kernel to load the best one at the end.
+        models: a trial that is the best so far is saved here, as
+            `trial-N.keras` (by a worker, for the kernel to load the best one
+            at the end; in the kernel, for a `--resume` after a restart).
     """
 
     shell: Any
@@ -278,12 +280,12 @@ def run_trial(ctx: TrialContext, study, trial, row: TrialRow, view, optuna):
     row.duration = time.perf_counter() - started
     if row.state != "complete":
         model = None
+    if model is not None and ctx.models:
+        try:
+            _save_if_best(ctx, study, trial.number, value, model)
+        except Exception as exc:  # noqa: BLE001 - the trial's value stands
+            row.message = f"its model could not be saved: {_short(exc)}"
     if ctx.worker:
-        if model is not None and ctx.models:
-            try:
-                _save_if_best(ctx, study, trial.number, value, model)
-            except Exception as exc:  # noqa: BLE001 - the trial's value stands
-                row.message = f"its model could not be saved: {_short(exc)}"
         trial.set_user_attr("nbkeras", {"state": row.state, "message": row.message,
                                         "run_id": row.run_id,
                                         "duration": round(row.duration, 3)})
@@ -291,8 +293,8 @@ def run_trial(ctx: TrialContext, study, trial, row: TrialRow, view, optuna):
 
 
 def _save_if_best(ctx: TrialContext, study, number: int, value: float, model) -> None:
-    """A worker keeps the model of a trial at least as good as every trial
-    completed so far, as `trial-N.keras` (written beside, then renamed)."""
+    """Keep the model of a trial at least as good as every trial completed
+    so far, as `trial-N.keras` (written beside, then renamed)."""
     import os
     done = [t.value for t in study.get_trials(deepcopy=False)
             if t.state.name == "COMPLETE" and t.value is not None]
@@ -328,6 +330,7 @@ def _check_workers(args, plan0) -> Optional[int]:
 
 def run_tune(shell, args, magics):
     """Search the spaces of `args.name`; return the trials as a DataFrame."""
+    from .job import keep_only, study_folder
     from .study import open_study, require_optuna
     optuna = require_optuna()
     try:
@@ -339,6 +342,8 @@ def run_tune(shell, args, magics):
                          "and --val-split")
     if args.trials is None and args.timeout is None:
         raise UsageError("give --trials N (or --timeout SECONDS)")
+    if args.timeout is not None and args.timeout <= 0:  # 0 would mean no deadline at all
+        raise UsageError(f"--timeout {args.timeout:g}: give a number of seconds above 0")
     if args.trials is not None and args.trials < 1:
         raise UsageError(f"--trials {args.trials}: give at least 1")
     model0, info0, spec = _spec_of(shell, args.name)
@@ -368,7 +373,14 @@ def run_tune(shell, args, magics):
         best, best_model, stopped = run_workers(ctx, args, plan0, model0, study, url, state,
                                                 view, workers)
     else:
+        folder = study_folder(study_name, url)
+        ctx.models = str(folder / "models")
+        os.makedirs(ctx.models, exist_ok=True)
         best, best_model, stopped = _run_here(ctx, args, study, state, view, optuna)
+        if best_model is None and best is not None and best.state == "complete":
+            best_model = _earlier_best(ctx, folder, best)  # --resume, after a restart too
+        elif best is not None:
+            keep_only(folder / "models", best.number)  # the best so far of this search
     if best_model is not None:
         best_model.best_params = dict(best.values)
         shell.user_ns[args.name] = best_model
@@ -382,6 +394,18 @@ def run_tune(shell, args, magics):
                               f"trials: the trials so far are in `_tune`; `%tune ... --resume` "
                               "continues it")
     return frame
+
+
+def _earlier_best(ctx: TrialContext, folder, best):
+    """The saved model of the study's best trial, from an earlier search of it."""
+    from .parallel import _load_best
+    if not (folder / "models" / f"trial-{best.number}.keras").exists():
+        print(f"nbkeras: the study's best trial ({best.number}) ran before nbkeras kept trial "
+              f"models: `{ctx.fit_args.name}` is left as it was")
+        return None
+    print(f"nbkeras: the study's best trial is still {best.number}, from an earlier search: "
+          f"`{ctx.fit_args.name}` holds its trained model")
+    return _load_best(ctx, folder, best)
 
 
 def _run_here(ctx: TrialContext, args, study, state: SearchState, view, optuna):
