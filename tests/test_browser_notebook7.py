@@ -1,6 +1,6 @@
 """`%fit`'s live panel in Notebook 7 (not only JupyterLab): the panel is
 plain HTML outputs updated in place, so it must draw every epoch there too,
-and leave its record."""
+and leave its record; a background run stops from its Stop button there too."""
 
 from __future__ import annotations
 
@@ -68,5 +68,45 @@ def test_notebook7_draws_the_panel_every_epoch_and_keeps_the_record(nb7, browser
         expect(output.locator("img")).to_have_count(1)
         IMG.mkdir(parents=True, exist_ok=True)
         output.screenshot(path=str(IMG / "fit-record-notebook7.png"))
+    finally:
+        context.close()
+
+
+BACKGROUND = [
+    "%load_ext nbkeras",
+    "from sklearn.datasets import load_digits\nd = load_digits()\n"
+    "x = (d.data / 16).astype('float32'); y = d.target",
+    "%%model nb7bg --seed 0\ninput 64\ndense 32 relu\ndense 10 softmax",
+    "job = %fit nb7bg x y -e 200 -b 4 --val-split 0.2 --background",
+    "print('free while it trains:', not job.done)",
+]
+
+
+def test_notebook7_background_run_stops_from_its_button(nb7, browser):
+    """`%fit --background` in Notebook 7: the next cell runs, the panel goes
+    on, and its Stop button (an ipywidget) ends the run with a record."""
+    write_notebook(nb7.root / "nb7bg.ipynb", BACKGROUND)
+    context = browser.new_context(viewport={"width": 1300, "height": 1200})
+    page = context.new_page()
+    try:
+        page.goto(f"{nb7.url}/notebooks/nb7bg.ipynb?token={TOKEN}")
+        idle = page.get_by_text(re.compile(r"Kernel status: Idle|Python 3 \(ipykernel\)"))
+        expect(page.locator(".jp-Notebook")).to_be_visible(timeout=90_000)
+        expect(idle.first).to_be_visible(timeout=90_000)
+        page.wait_for_timeout(1500)
+        run_all(page)
+        cells = page.locator(".jp-CodeCell")
+        output = cells.nth(3).locator(".jp-OutputArea")
+        expect(cells.nth(4).locator(".jp-OutputArea")).to_contain_text(
+            "free while it trains: True", timeout=120_000)
+        page.wait_for_function(
+            """(el) => { const p = el.querySelector('.nbkeras-panel');
+                return p && +p.dataset.epochsDone >= 2; }""",
+            arg=output.element_handle(), timeout=120_000)
+        output.get_by_role("button", name="Stop").click()
+        expect(output.locator(".nbkeras-panel[data-status='stopped']")).to_be_visible(
+            timeout=60_000)
+        expect(output.get_by_role("button", name="Stop")).to_have_count(0)
+        expect(output.locator("img")).to_have_count(1)
     finally:
         context.close()
