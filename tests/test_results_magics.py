@@ -55,8 +55,9 @@ def shown(monkeypatch):
 
 
 def _figures(seen):
-    from matplotlib.figure import Figure
-    return [o for o in seen if isinstance(o, Figure)]
+    """The figures shown (each as a 2x PNG, whatever the matplotlib backend)."""
+    from nbkeras.results.common import FigureView
+    return [o.figure for o in seen if isinstance(o, FigureView)]
 
 
 # -- %evaluate -------------------------------------------------------------------
@@ -511,3 +512,20 @@ def test_evaluate_multi_output_reports_each_output(run, ip):
                      zero_division=0), abs=1e-6)
     assert r["value_r2"] == pytest.approx(skm.r2_score(ip.user_ns["ink"], pred_value), rel=1e-5)
     assert "digit_accuracy" in r and "loss" in r
+
+
+def test_figures_show_as_images_whatever_the_matplotlib_backend(ns, run, monkeypatch):
+    """Under Agg (or any non-inline backend) IPython shows a Figure as the text
+    `<Figure size ...>`; nbkeras' figures are 2x PNGs at their CSS size."""
+    import matplotlib
+    assert matplotlib.get_backend().lower() == "agg"  # as in these tests
+    import IPython.display
+    seen = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: seen.extend(objs))
+    run("r = %evaluate m X[1000:] y[1000:]")
+    from nbkeras.results.common import FigureView
+    (view,) = [o for o in seen if isinstance(o, FigureView)]
+    data, meta = ns.display_formatter.format(view)
+    assert "image/png" in data and "Figure size" not in data["text/plain"]
+    width, height = meta["image/png"]["width"], meta["image/png"]["height"]
+    assert 150 < width < 700 and 150 < height < 700  # no larger than the training record

@@ -46,6 +46,46 @@ def get_model(shell, name: str, doing: str = "use"):
     return model
 
 
+class FigureView:
+    """A matplotlib figure shown as a 2x PNG at its size in CSS pixels,
+    whatever the kernel's matplotlib backend (inline, Agg, a widget one):
+    IPython shows a figure as an image only under the inline backend, and
+    as the text `<Figure size 520x442 with 2 Axes>` otherwise.
+
+    Attributes:
+        figure: the figure (closed: it is only drawn here).
+    """
+
+    def __init__(self, figure):
+        import io
+        self.figure = figure
+        buf = io.BytesIO()
+        figure.savefig(buf, format="png", dpi=2 * figure.dpi, bbox_inches="tight",
+                       facecolor="white")
+        self.png = buf.getvalue()
+        from PIL import Image
+        width, height = Image.open(io.BytesIO(self.png)).size
+        self.size = (width // 2, height // 2)
+        import matplotlib.pyplot as plt
+        plt.close(figure)
+
+    def __repr__(self) -> str:
+        return f"<figure {self.size[0]}x{self.size[1]}>"
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        import base64
+        data = {"image/png": base64.b64encode(self.png).decode("ascii"),
+                "text/plain": repr(self)}
+        return data, {"image/png": {"width": self.size[0], "height": self.size[1]}}
+
+
+def show_figure(figure):
+    """Display `figure` (a `FigureView`) and return the figure."""
+    from IPython.display import display
+    display(FigureView(figure))
+    return figure
+
+
 def evaluate_expr(shell, expr: str, what: str) -> Any:
     """Evaluate a data expression in the notebook namespace.
 

@@ -270,7 +270,6 @@ def _show(result: Evaluation, args) -> None:
 
 def _plot_confusion(cm, name: str):
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
     k = len(cm)
     size = min(2.2 + 0.3 * k, 5.5)  # about as wide as the table beside it, not more
@@ -290,6 +289,5 @@ def _plot_confusion(cm, name: str):
     ax.set_ylabel("true")
     ax.set_title(f"{name}: confusion matrix")
     fig.tight_layout()
-    display(fig)
-    plt.close(fig)
-    return fig
+    from .common import show_figure
+    return show_figure(fig)

@@ -315,7 +315,6 @@ def _spec_diff(runs: List[dict], vnames: Dict[int, str]) -> str:
 def _plot_curves(runs: List[dict], vnames: Dict[int, str]):
     """One figure: a panel per metric, a color per run, validation dashed."""
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
     bases: List[str] = []
     for run in runs:
@@ -346,6 +345,5 @@ def _plot_curves(runs: List[dict], vnames: Dict[int, str]):
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize="small")
     fig.tight_layout()
-    display(fig)
-    plt.close(fig)
-    return fig
+    from .common import show_figure
+    return show_figure(fig)

@@ -96,7 +96,6 @@ def show_grid(images, classes, labels, n: int, args, conf=None):
     model's confidence; wrong ones red, with room between the rows."""
     import matplotlib.pyplot as plt
     import numpy as np
-    from IPython.display import display
 
     total = n_samples(images)
     n = min(n, len(classes), total if total is not None else n)
@@ -128,9 +127,8 @@ def show_grid(images, classes, labels, n: int, args, conf=None):
             ax.set_title(f"{_txt(pred)}{sure}\ntrue {_txt(truth[i])}", fontsize=10.5,
                          color="#c62828" if wrong else "black", linespacing=1.3)
     fig.tight_layout(h_pad=1.2, w_pad=0.6)
-    display(fig)
-    plt.close(fig)
-    return fig
+    from .common import show_figure
+    return show_figure(fig)
 
 
 def _txt(label) -> str:
