@@ -37,7 +37,7 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 TF_STARTUP = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|[IWE]\d{4} [\d:.]+ +\d+ (cudart_stub|cuda_platform|cuda_executor|cuda_dnn|cuda_fft|cuda_blas"
-    r"|cpu_feature_guard)\.cc:\d+\] .*"
+    r"|cpu_feature_guard|port)\.cc:\d+\] .*"
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.)$")
 
 
