@@ -36,17 +36,23 @@ def nb7(tmp_path_factory):
     server.stop()
 
 
-def test_notebook7_draws_the_panel_every_epoch_and_keeps_the_record(nb7, browser):
-    write_notebook(nb7.root / "nb7.ipynb", CELLS)
-    context = browser.new_context(viewport={"width": 1300, "height": 900})
+def run_in_notebook7(nb7, browser, name, cells, height=900):
+    """Open `cells` as NAME.ipynb in Notebook 7 and Run All; (context, page)."""
+    write_notebook(nb7.root / f"{name}.ipynb", cells)
+    context = browser.new_context(viewport={"width": 1300, "height": height})
     page = context.new_page()
+    page.goto(f"{nb7.url}/notebooks/{name}.ipynb?token={TOKEN}")
+    idle = page.get_by_text(re.compile(r"Kernel status: Idle|Python 3 \(ipykernel\)"))
+    expect(page.locator(".jp-Notebook")).to_be_visible(timeout=90_000)
+    expect(idle.first).to_be_visible(timeout=90_000)
+    page.wait_for_timeout(1500)
+    run_all(page)
+    return context, page
+
+
+def test_notebook7_draws_the_panel_every_epoch_and_keeps_the_record(nb7, browser):
+    context, page = run_in_notebook7(nb7, browser, "nb7", CELLS)
     try:
-        page.goto(f"{nb7.url}/notebooks/nb7.ipynb?token={TOKEN}")
-        idle = page.get_by_text(re.compile(r"Kernel status: Idle|Python 3 \(ipykernel\)"))
-        expect(page.locator(".jp-Notebook")).to_be_visible(timeout=90_000)
-        expect(idle.first).to_be_visible(timeout=90_000)
-        page.wait_for_timeout(1500)
-        run_all(page)
         output = page.locator(".jp-CodeCell").nth(3).locator(".jp-OutputArea")
         expect(output.locator(".nbkeras-panel")).to_be_visible(timeout=120_000)
         seen, pictures = set(), set()
@@ -85,16 +91,8 @@ BACKGROUND = [
 def test_notebook7_background_run_stops_from_its_button(nb7, browser):
     """`%fit --background` in Notebook 7: the next cell runs, the panel goes
     on, and its Stop button (an ipywidget) ends the run with a record."""
-    write_notebook(nb7.root / "nb7bg.ipynb", BACKGROUND)
-    context = browser.new_context(viewport={"width": 1300, "height": 1200})
-    page = context.new_page()
+    context, page = run_in_notebook7(nb7, browser, "nb7bg", BACKGROUND, height=1200)
     try:
-        page.goto(f"{nb7.url}/notebooks/nb7bg.ipynb?token={TOKEN}")
-        idle = page.get_by_text(re.compile(r"Kernel status: Idle|Python 3 \(ipykernel\)"))
-        expect(page.locator(".jp-Notebook")).to_be_visible(timeout=90_000)
-        expect(idle.first).to_be_visible(timeout=90_000)
-        page.wait_for_timeout(1500)
-        run_all(page)
         cells = page.locator(".jp-CodeCell")
         output = cells.nth(3).locator(".jp-OutputArea")
         expect(cells.nth(4).locator(".jp-OutputArea")).to_contain_text(

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import keras
 
-from ..errors import SpecError, did_you_mean
+from ..errors import SpecError
 from ..keras_private import producing_layer
 from ..speclang.nodes import Arg, InputStmt, LayerStmt, ModelSpec, Wrap
 from ..speclang.parse import WRAPPERS

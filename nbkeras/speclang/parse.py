@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import SpecError, did_you_mean
-from dataclasses import replace
 
 from .lex import VALUE_FORMS, Token, is_range, logical_lines, parse_shape, scalar, tokenize
 from .nodes import (Arg, InputStmt, LayerStmt, ModelSpec, OutputsStmt, SettingStmt, Source,

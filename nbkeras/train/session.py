@@ -18,7 +18,7 @@ import signal
 import threading
 from typing import Any, List, Optional
 
-from ..errors import DataError, UsageError, TrainingStopped
+from ..errors import DataError, TrainingStopped
 from .checks import settle_losses
 from .plan import FitPlan, reset_functions
 
