@@ -126,3 +126,17 @@ def test_bad_input_is_caught_before_returning(data, run):
     with pytest.raises(UsageError, match="--background trains one run"):
         run("%fit clf x y --cv 3 --background")
     assert nbkeras.job("clf") is None or nbkeras.job("clf").done
+
+
+def test_two_models_train_in_the_background_at_once_one_from_a_dataset(data, run):
+    import tensorflow as tf
+    ip = data
+    ip.user_ns["ds"] = tf.data.Dataset.from_tensor_slices(
+        (ip.user_ns["x"], ip.user_ns["y"])).batch(32)
+    a = run("%fit clf ds -e 2 --background --quiet")
+    b = run("%fit other x y -e 2 -b 32 --val-split 0.25 --background --quiet")
+    assert a is not b and nbkeras.job("clf") is a and nbkeras.job("other") is b
+    assert a.wait(120) and b.wait(120)
+    assert (a.status, b.status) == ("completed", "completed")
+    assert len(a.result().history["loss"]) == 2
+    assert "val_loss" in b.result().history
