@@ -30,28 +30,10 @@ import {
 } from '../src/model';
 import { fitText, goodness, objectiveAxis, position, SpaceInfo, spaceAxis } from '../src/parcoords';
 import { trialLine, trialLineTitle } from '../src/trialrow';
+import { run as baseRun } from './fixtures';
 
 function run(id: number, model: string, extra: Partial<RunSummary> = {}): RunSummary {
-  return {
-    id,
-    model,
-    version_id: 1,
-    status: 'completed',
-    started: '2026-01-01T00:00:00+00:00',
-    ended: '2026-01-01T00:01:00+00:00',
-    duration: 60,
-    device: 'CPU',
-    backend: 'tensorflow',
-    notebook: 'a.ipynb',
-    epochs: 3,
-    epochs_planned: 3,
-    last: {},
-    best: {},
-    best_epoch: {},
-    directions: { val_loss: 'min', val_accuracy: 'max' },
-    seq: id,
-    ...extra
-  };
+  return baseRun(id, model, { directions: { val_loss: 'min', val_accuracy: 'max' }, ...extra });
 }
 
 function trial(id: number, n: number, valLoss: number | null, extra: Partial<RunSummary> = {},

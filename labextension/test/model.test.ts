@@ -33,7 +33,6 @@ import {
   relativePath,
   Row,
   rowOffsets,
-  RunSummary,
   ViewOptions,
   visibleRange
 } from '../src/model';
@@ -48,29 +47,8 @@ import {
   niceTicks,
   valuesAt
 } from '../src/curves';
+import { run } from './fixtures';
 
-function run(id: number, model: string, extra: Partial<RunSummary> = {}): RunSummary {
-  return {
-    id,
-    model,
-    version_id: 1,
-    status: 'completed',
-    started: '2026-01-01T00:00:00+00:00',
-    ended: '2026-01-01T00:01:00+00:00',
-    duration: 60,
-    device: 'CPU',
-    backend: 'tensorflow',
-    notebook: 'a.ipynb',
-    epochs: 3,
-    epochs_planned: 3,
-    last: {},
-    best: {},
-    best_epoch: {},
-    directions: {},
-    seq: id,
-    ...extra
-  };
-}
 
 const NEWEST: ViewOptions = { filter: '', sortBy: { kind: 'newest' }, collapsed: new Set() };
 
