@@ -167,6 +167,15 @@ def test_text_view_prints_one_line_per_epoch_and_never_per_batch():
     assert "completed" in lines[-1]
 
 
+def test_text_view_says_how_a_batch_splits_over_several_devices():
+    out = io.StringIO()
+    state = RunState(name="m", epochs=2, device="4 × CPU · data parallel",
+                     batch_split="batch 64 = 4 × 16")
+    TextView(stream=out).start(state)
+    assert out.getvalue().startswith("m: training epochs 1-2 on 4 × CPU · data parallel "
+                                     "(batch 64 = 4 × 16)")
+
+
 def test_text_view_caps_lines_for_long_runs():
     out = io.StringIO()
     view, state = TextView(stream=out), RunState(name="m", epochs=1000)

@@ -38,6 +38,8 @@ class TextView:
     def start(self, state: RunState) -> None:
         self.every = max(1, math.ceil((state.epochs - state.initial_epoch) / MAX_LINES))
         extra = f" in steps of {state.step_size}" if state.step_size > 1 else ""
+        if state.batch_split:  # several devices: "batch 64 = 4 × 16"
+            extra += f" ({state.batch_split})"
         self._print(f"{state.name}: training epochs {state.initial_epoch + 1}-{state.epochs}"
                     f" on {state.device}{extra}")
 
