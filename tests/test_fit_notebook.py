@@ -191,3 +191,29 @@ def test_the_live_panel_updates_its_own_outputs_in_a_real_kernel(kernel):
     assert parents == {reply["parent_header"]["msg_id"]}
     last = [m for m in updates if m["content"]["transient"]["display_id"] == shown[0]][-1]
     assert "data-status='completed'" in last["content"]["data"]["text/html"]
+
+
+def test_a_background_run_leaves_its_record_in_a_headlessly_executed_notebook(tmp_path):
+    """nbclient listens to the executing cell only: the background run's updates
+    are parented to it (`job.wait()` here) and applied to the %fit cell's
+    outputs by display id, so the saved file keeps the record, not a frozen
+    'running' panel; a text view writes into its own cell, not the one running."""
+    nb, _ = _execute([
+        "%load_ext nbkeras", DATA, MODEL,
+        "job = %fit clf x y -e 3 -b 16 --background",
+        "job.wait(); print(job.status)",
+        "%%model other\ninput 64\ndense 10 softmax",
+        "job2 = %fit other x y -e 2 -b 64 --background --text",
+        "job2.wait(); print('second', job2.status)",
+    ], tmp_path)
+    fit = nb.cells[3]["outputs"]
+    html = [o["data"]["text/html"] for o in fit if "text/html" in o.get("data", {})]
+    assert html and "data-status='completed'" in html[0] and "data-status='running'" not in html[0]
+    assert any("image/png" in o.get("data", {}) for o in fit)
+    # the Stop button's output is emptied: no widget view left in the cell
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in fit)
+    assert nb.cells[4]["outputs"][-1]["text"] == "completed\n"
+    text = "".join(o.get("data", {}).get("text/plain", "") for o in nb.cells[6]["outputs"])
+    assert "other: training epochs 1-2" in text and "epoch 2/2" in text
+    waited = "".join(o.get("text", "") for o in nb.cells[7]["outputs"])
+    assert waited == "second completed\n"  # the run's lines are not in the cell that waits

@@ -2,11 +2,18 @@
 
 `launch` takes a run that `run_fit` has planned, entered (`FitSession`)
 and shown (its panel is on screen), and trains it on a daemon thread. The
-thread runs in a copy of the cell's context, so everything the run sends
-(panel updates, the record, a stray print) belongs to the cell that
-started it, whichever cell runs meanwhile. The cell returns at once with a
-`FitJob`: `job.wait()`, `job.stop()`, `job.done`, `job.history`,
-`job.result()`.
+cell returns at once with a `FitJob`: `job.wait()`, `job.stop()`,
+`job.done`, `job.history`, `job.result()`.
+
+Everything the run shows goes through display ids: the panel's updates,
+its record and the Stop button's removal update the outputs the cell
+showed, and a text view writes into an output of its own (never a print,
+which would land in whichever cell runs). The thread runs in an empty
+context, so ipykernel parents those messages to the cell executing at the
+time, as it does any display update: JupyterLab routes them to the output
+by its display id, and nbclient (a notebook executed headlessly) applies
+them while a later cell, say `job.wait()`, runs, so the saved notebook
+keeps the record.
 
 A background run is stopped by its panel's Stop button, `job.stop()` or a
 kernel restart, never by an interrupt (which belongs to the cell running
@@ -142,11 +149,11 @@ def check_free(name: str, model=None, doing: str = "use") -> None:
 
 
 def launch(name: str, model, state, live, work) -> FitJob:
-    """Start `work(job)` on a daemon thread in a copy of this cell's context."""
+    """Start `work(job)` on a daemon thread, in an empty context."""
     job = FitJob(name, model, state, live)
     with _LOCK:
         _JOBS[name] = job
-    context = contextvars.copy_context()
+    context = contextvars.Context()
 
     def target():
         try:

@@ -157,7 +157,7 @@ def start_view(shell, plan, session, magics):
     state.before = state.epochs_recorded()
     session.state = state  # the device's memory is shown in it
     view = choose_view(shell, magics.display_mode, text=plan.text, quiet=plan.quiet,
-                       update_interval=interval)
+                       update_interval=interval, background=plan.background)
     session.start_run(state.device, keras.backend.backend())
     view.start(state)
     return state, view

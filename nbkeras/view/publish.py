@@ -5,7 +5,11 @@ which first flushes stdout and stderr (a round trip to the IOPub thread,
 1 to 2 ms on a small machine) and keeps every update in the shell's output
 history. The live panel updates its outputs several times a second, so it
 sends the same `update_display_data` message itself, on the kernel's IOPub
-socket, parented to the cell that showed the output. Where the shell is not
+socket, parented to the cell executing when it is sent: in the foreground
+the cell that showed the output; for a background run whichever cell runs
+meanwhile, as IPython's own display updates are (Jupyter frontends and
+nbclient apply an update to the output with its display id, in any cell;
+nbclient listens only to the executing cell). Where the shell is not
 ipykernel's (or a hook captures display messages, as ipywidgets' `Output`
 does), it falls back to IPython's own path. `tests/test_fit_notebook.py`
 checks the messages a real kernel sends; `tests/test_fit_callback.py`
@@ -14,7 +18,7 @@ fails loudly if ipykernel renames what this module reads.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Dict
 
 
 class OutputUpdater:
@@ -32,7 +36,6 @@ class OutputUpdater:
             shell = get_ipython()
         pub = getattr(shell, "display_pub", None)
         self._pub = pub if _direct(pub) else None
-        self._parent: Optional[Dict[str, Any]] = getattr(pub, "parent_header", None) if self._pub else None
 
     def update(self, bundle: Dict[str, str]) -> None:
         """Replace the output's data with the mime `bundle` ({'text/html': ...})."""
@@ -42,7 +45,8 @@ class OutputUpdater:
             return
         content = {"data": bundle, "metadata": {},
                    "transient": {"display_id": self.handle.display_id}}
-        msg = pub.session.msg("update_display_data", content, parent=self._parent)
+        # ipykernel's parent header: this thread's (the cell it runs), else the latest cell's
+        msg = pub.session.msg("update_display_data", content, parent=pub.parent_header)
         pub.session.send(pub.pub_socket, msg, ident=pub.topic)
 
 

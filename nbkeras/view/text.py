@@ -61,6 +61,27 @@ class TextView:
         self._print(state.summary())
 
 
+class DisplayStream:
+    """A text stream shown as one output of the cell, updated in place.
+
+    A background run's text view writes here: a print from its thread would
+    land in whichever cell runs at the time. The output is made when the
+    stream is (in the cell that starts the run), empty until written to.
+    """
+
+    def __init__(self):
+        from IPython.display import display
+        self.text = ""
+        self._handle = display({"text/plain": ""}, raw=True, display_id=True)
+
+    def write(self, text: str) -> None:
+        self.text += text
+        self._handle.update({"text/plain": self.text.rstrip("\n")}, raw=True)
+
+    def flush(self) -> None:
+        pass
+
+
 class QuietView(TextView):
     """`--quiet`: nothing while training, one summary line at the end."""
 
@@ -81,7 +102,7 @@ def has_rich_frontend(shell) -> bool:
 
 
 def choose_view(shell, mode: str = "auto", text: bool = False, quiet: bool = False,
-                update_interval: float = 0.2):
+                update_interval: float = 0.2, background: bool = False):
     """The view for one run: `QuietView`, `TextView` or the HTML `Panel`.
 
     Args:
@@ -90,12 +111,15 @@ def choose_view(shell, mode: str = "auto", text: bool = False, quiet: bool = Fal
             (`NbkerasMagics.display_mode`).
         text: `--text` was given.
         quiet: `--quiet` was given.
+        background: the run trains on a thread (`--background`): a text view
+            writes into a `DisplayStream`, not to stdout.
     """
+    stream = DisplayStream if background else (lambda: None)
     if quiet:
-        return QuietView()
+        return QuietView(stream=stream())
     if text or mode == "text":
-        return TextView()
+        return TextView(stream=stream())
     if mode in ("html", "widget") or has_rich_frontend(shell):
         from .panel import Panel
         return Panel(update_interval=update_interval)
-    return TextView()
+    return TextView(stream=stream())
