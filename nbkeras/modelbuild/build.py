@@ -276,10 +276,16 @@ def _input_kwargs(stmt: InputStmt) -> Dict[str, Any]:
     kwargs: Dict[str, Any] = {}
     if stmt.shape is not None:
         kwargs["shape"] = tuple(stmt.shape)
-    for arg in stmt.options:
+    return _keywords(stmt, stmt.options, accepted, "input", kwargs)
+
+
+def _keywords(stmt, args, accepted, owner: str, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """`key=value` arguments into `kwargs`: an unknown or repeated key is a
+    SpecError on its column (`owner` names what takes them)."""
+    for arg in args:
         key = arg.key.lower()
         if key not in accepted:
-            raise SpecError(f"`input` has no keyword `{arg.key}`{closest(key, accepted)}",
+            raise SpecError(f"`{owner}` has no keyword `{arg.key}`{closest(key, sorted(accepted))}",
                             arg.line, arg.column, arg.key)
         if key in kwargs:
             raise SpecError(f"`{arg.key}` is given twice in `{stmt.text}`", arg.line,
@@ -319,18 +325,7 @@ def resolve_wrapper(stmt: LayerStmt, wrap: Wrap) -> Tuple[Any, Dict[str, Any]]:
     if not (cls is keras.layers.Bidirectional or issubclass(cls, keras.layers.Wrapper)):
         raise SpecError(f"`{wrap.kind}` is not a wrapper layer", stmt.line, wrap.column, wrap.kind)
     _, accepted = constructor_params(cls)
-    kwargs: Dict[str, Any] = {}
-    for arg in wrap.args:
-        key = arg.key.lower()
-        if key not in accepted or key in _OBJECT_PARAMS:
-            choices = sorted(accepted - _OBJECT_PARAMS)
-            raise SpecError(f"`{cls.__name__}` has no keyword `{arg.key}`{closest(key, choices)}",
-                            arg.line, arg.column, arg.key)
-        if key in kwargs:
-            raise SpecError(f"`{arg.key}` is given twice in `{stmt.text}`", arg.line,
-                            arg.column, arg.key)
-        kwargs[key] = _convert(key, arg)
-    return cls, kwargs
+    return cls, _keywords(stmt, wrap.args, set(accepted) - _OBJECT_PARAMS, cls.__name__, {})
 
 
 def _call_params(cls) -> List[str]:
