@@ -378,3 +378,75 @@ def test_rates_leave_out_compiling_and_each_epochs_start(monkeypatch):
     assert state.batch_rate() == pytest.approx(100, rel=0.01)     # not 1 batch in 0.3 s
     assert state.epoch_eta() == pytest.approx(0.99, abs=0.02)
     assert "ETA 1.0s" in panel_html(state) or "ETA 0.9" in panel_html(state)
+
+
+class _DeviceScalar:
+    """Stands in for a backend tensor: counts the reads to the host (`float`)."""
+
+    reads = 0
+
+    def __init__(self, value):
+        self.value = value
+
+    def __float__(self):
+        type(self).reads += 1
+        return float(self.value)
+
+
+def test_batch_ends_read_the_loss_off_the_device_only_when_drawing():
+    """1,000 batches of 1 ms with a 0.2 s redraw interval: ~5 reads, not 1,000."""
+    from nbkeras.train.callback import LiveCallback
+    clock = [0.0]
+    state = RunState(name="m", epochs=1, steps=1000)
+    cb = LiveCallback(state, RecordingView(), update_interval=0.2, clock=lambda: clock[0])
+    _DeviceScalar.reads = 0
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    for b in range(1000):
+        clock[0] += 0.001
+        cb.on_train_batch_end(b, {"loss": _DeviceScalar(0.5)})
+    draws = len(cb.view.kinds("batch"))
+    assert 4 <= draws <= 6
+    assert _DeviceScalar.reads == draws        # one read per redraw, none otherwise
+    cb.on_epoch_end(0, {"loss": _DeviceScalar(0.5)})
+    assert _DeviceScalar.reads == draws + 1    # the epoch end reads it once (NaN check)
+    assert state.history["loss"] == [0.5]
+
+
+def test_nan_between_redraws_is_caught_at_the_next_redraw_or_the_epoch_end():
+    from nbkeras.train.callback import LiveCallback, NonFiniteLoss
+    clock = [0.0]
+    state = RunState(name="m", epochs=2, steps=100)
+    cb = LiveCallback(state, RecordingView(), update_interval=0.2, clock=lambda: clock[0])
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    cb.on_train_batch_end(0, {"loss": 1.0})          # drawn at t=0
+    for b in range(1, 50):                          # NaN from batch 2, not drawn yet
+        clock[0] += 0.001
+        cb.on_train_batch_end(b, {"loss": math.nan})
+    with pytest.raises(NonFiniteLoss) as err:       # the epoch end sees it
+        cb.on_epoch_end(0, {"loss": math.nan})
+    assert (err.value.epoch, err.value.batch) == (1, 50)
+    cb2 = LiveCallback(RunState(name="m", epochs=1, steps=400), RecordingView(),
+                       update_interval=0.2, clock=lambda: clock[0])
+    cb2.on_epoch_begin(0)
+    with pytest.raises(NonFiniteLoss) as err:       # a redraw due sees it first
+        for b in range(400):
+            clock[0] += 0.001
+            cb2.on_train_batch_end(b, {"loss": math.nan if b > 100 else 1.0})
+    assert err.value.batch <= 102 + 200
+
+
+def test_nbkeras_batch_hooks_are_async_safe_or_absent():
+    """Keras runs batch ends on its worker threads only when every callback allows it."""
+    import keras
+
+    from keras.src import utils
+    from nbkeras.train.callback import LiveCallback
+    from nbkeras.train.telemetry import TelemetryCallback
+    for cls in (LiveCallback, TelemetryCallback):
+        hooks = [getattr(cls, h) for h in ("on_batch_end", "on_train_batch_end",
+                                           "on_test_batch_end", "on_predict_batch_end",
+                                           "on_train_batch_begin", "on_batch_begin")]
+        assert getattr(cls, "async_safe", False) or all(utils.is_default(h) for h in hooks), cls
+    assert keras.callbacks.Callback  # the Keras API the check relies on

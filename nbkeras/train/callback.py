@@ -1,23 +1,26 @@
 """The one Keras callback that feeds the view and the registry.
 
-Per batch it does almost nothing (a counter, a finite-loss test, a clock
-read) and hands the view a redraw at most once per `update_interval`.
+Per batch it does almost nothing (a counter, a clock read) and hands the
+view a redraw at most once per `update_interval`. It never reads a value
+off the device per batch: the batch loss is converted to a float (and
+tested for NaN) only when a redraw is due, and again at every epoch end,
+so on a GPU the panel adds no device-to-host copy per step. (Keras' own
+`CallbackList` converts the batch logs at every callback call, for
+`model.fit(verbose=0)` too; with automatic steps per execution
+(`nbkeras.train.steps`) that is one call per N steps.)
 It is marked `async_safe`, which matters on JAX and torch only: there Keras
 runs batch ends on its worker threads (an exception raised there reaches
 the training thread at the next batch; `model.stop_training` is set as
 well). On TensorFlow (`IS_THREAD_SAFE = False`) Keras calls every batch end
-on the training thread, for `model.fit(verbose=0)` too (its `History`), and
-converts the batch logs to floats there either way, so defining
-`on_train_batch_end` adds no device sync: only this method's own few
-microseconds, and a throttled widget update (measured well under 1% of a
-60000x784 MLP epoch).
+on the training thread.
 Per epoch it copies the logs into the `RunState`, commits them to the
 registry and lets the view update: at once, or, when epochs last only a
 few milliseconds, at the first batch end at least `EPOCH_DRAW_INTERVAL`
 after the last draw, so every epoch end is on screen within a tenth of a
 second without a redraw per epoch. It also turns the two ways a run can
 end early into clean exits: an interrupt request (set by `run_fit`'s
-SIGINT handler) and a NaN or infinite loss.
+SIGINT handler) and a NaN or infinite loss (seen at the next redraw or
+epoch end, whichever comes first).
 """
 
 from __future__ import annotations
@@ -107,29 +110,32 @@ class LiveCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         # Thread-safe: several of Keras' workers may run this at once, in any order.
+        # No value is read off the device here unless a redraw is due.
         if self.closed:
             return
-        state = self.state
         step = batch + 1
-        state.end_batch(step)
-        self._batch = max(self._batch, step)
-        loss = logs.get("loss") if logs else None
-        if loss is not None and not math.isfinite(loss):
-            if self.model is not None:
-                self.model.stop_training = True
-            raise NonFiniteLoss(state.epoch, step, loss)
+        self.state.end_batch(step)
+        if step > self._batch:
+            self._batch = step
         if self.stop_requested:
             raise StopRequested()
         now = self.clock()
-        due = now >= self._next_draw or (
-            self._epoch_pending and now - self._last_draw >= EPOCH_DRAW_INTERVAL)
-        if due and self._draw_lock.acquire(blocking=False):
-            try:
-                if loss is not None and now >= self._next_draw:
-                    state.add_trace(float(loss))
-                self._draw(self.view.epoch if self._epoch_pending else self.view.batch, now)
-            finally:
-                self._draw_lock.release()
+        if now < self._next_draw and not (
+                self._epoch_pending and now - self._last_draw >= EPOCH_DRAW_INTERVAL):
+            return
+        if not self._draw_lock.acquire(blocking=False):
+            return
+        try:
+            loss = _loss(logs)  # the one device read, once per redraw
+            if loss is not None and not math.isfinite(loss):
+                if self.model is not None:
+                    self.model.stop_training = True
+                raise NonFiniteLoss(self.state.epoch, step, loss)
+            if loss is not None and now >= self._next_draw:
+                self.state.add_trace(loss)
+            self._draw(self.view.epoch if self._epoch_pending else self.view.batch, now)
+        finally:
+            self._draw_lock.release()
 
     def _draw(self, draw, now=None) -> None:
         now = self.clock() if now is None else now
@@ -143,10 +149,10 @@ class LiveCallback(keras.callbacks.Callback):
             raise StopRequested()
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
+        logs = {k: _as_float(v) for k, v in (logs or {}).items()}  # each read once
         if self.stop_requested and self.state.steps and self.state.step < self.state.steps:
             raise StopRequested()  # a partial epoch is not recorded
-        loss = logs.get("loss")
+        loss = _loss(logs)
         if loss is not None and not math.isfinite(loss):
             raise NonFiniteLoss(epoch + 1, self._batch, loss)
         state = self.state
@@ -167,6 +173,24 @@ class LiveCallback(keras.callbacks.Callback):
             self._epoch_pending = True
         if self.stop_requested:
             raise StopRequested()
+
+
+def _loss(logs) -> "float | None":
+    """The logs' loss as a float (a device read when Keras left a tensor), or None."""
+    value = logs.get("loss") if logs else None
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_float(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
 
 
 def _floats(logs: dict) -> dict:
