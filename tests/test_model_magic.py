@@ -7,6 +7,8 @@ import pytest
 from nbkeras import SpecError
 from nbkeras.registry import get_registry
 from nbkeras.state import get_info
+from nbkeras.modelbuild.build import build
+from nbkeras.speclang.parse import parse
 
 MNIST = """%%model mnist{opts}
 input 28x28
@@ -87,7 +89,7 @@ def test_input_option(ip, run):
 def test_lint_warning_is_shown_and_the_model_built(ip, run, capsys):
     run("%%model m\ninput 4\ndense 3 softmax\nloss mse\n")
     err = capsys.readouterr().err
-    assert "line 3:" in err and "a softmax" in err
+    assert "line 4:" in err and "a softmax" in err   # `loss mse`: the cell's 4th line
     assert "m" in ip.user_ns
 
 
@@ -105,6 +107,20 @@ def test_from_loads_a_saved_model(ip, run, tmp_path, capsys):
     assert get_info(model).version_id == versions[0]["id"]
 
 
+@pytest.mark.parametrize("bad", ["dens 3", "dense 3 (y)"])  # found by the builder, the parser
+def test_a_spec_error_names_the_line_the_editor_shows(ip, bad):
+    """The `%%model` line is the cell's line 1, as in the editor's gutter and
+    in Python's own errors in a cell; the Python API counts its text's lines."""
+    cell = f"%%model m\n# a comment\ninput 4\n\ndense 3 relu\n{bad}\n"
+    error = ip.run_cell(cell).error_in_exec
+    assert isinstance(error, SpecError)
+    assert error.line == cell.splitlines().index(bad) + 1 == 6
+    assert str(error).startswith("line 6, column ")
+    with pytest.raises(SpecError) as direct:
+        build(parse(cell.split("\n", 1)[1]), "m")
+    assert direct.value.line == 5
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("%model m --from /no/such/file.keras", "no such file"),
     ("%%model m --from /no/such/file.keras\n#\n", "no such file"),
@@ -112,10 +128,10 @@ def test_from_loads_a_saved_model(ip, run, tmp_path, capsys):
     ("%model m", "give the spec as the cell body"),
     ("%%model 2m\ninput 4\ndense 3\n", "not a Python name"),
     ("%%model class\ninput 4\ndense 3\n", "not a Python name"),
-    ("%%model m\ninput 4\ndens 3\n", "line 2, column 1: unknown layer kind `dens` (did you mean "
+    ("%%model m\ninput 4\ndens 3\n", "line 3, column 1: unknown layer kind `dens` (did you mean "
                                      "`Dense`?)"),
     ("%%model m\ninput 4\ndense 3 (y)\n", "unknown name `y`"),
-    ("%%model m\nx = input 4\ny = input 3\nadd (x, y)\n", "line 3, column 1"),
+    ("%%model m\nx = input 4\ny = input 3\nadd (x, y)\n", "line 4, column 1"),
 ])
 def test_errors_are_short_messages(ip, capsys, text, fragment):
     result = ip.run_cell(text)
@@ -153,6 +169,13 @@ def test_spaces_build_the_default_say_so_in_one_line_and_are_listed(ip, run, cap
     assert "Search spaces" not in html
 
 
+def test_one_space_is_named_in_the_singular(run, capsys):
+    run("%%model one\ninput 4\ndense {8, 16} relu\ndense 1\n")
+    note = next(line for line in capsys.readouterr().out.splitlines() if "%tune" in line)
+    assert "holds 1 search space, built at its default" in note
+    assert note.endswith("`%tune one ...` explores it.")
+
+
 def test_spaces_code_shows_the_default_model(ip, run, capsys):
     run(TUNABLE.replace("{opts}", " --code"))
     out = capsys.readouterr().out
@@ -168,12 +191,16 @@ def test_model_code_line_shows_the_bound_model_at_its_space_values(ip, run, caps
     from nbkeras.state import get_info
     run(TUNABLE.replace("{opts}", ""))
     get_info(ip.user_ns["tuned"]).extra["space_values"] = {
-        "repeat.count": 2, "dense.units": 96, "rate": 0.25, "optimizer.learning_rate": 0.003}
+        "repeat.count": 2, "dense.units": 96, "rate": 0.25,
+        "optimizer.learning_rate": 0.0031622776601683794}  # as Optuna's sampler gives it
     capsys.readouterr()
     run("%model tuned --code")
     code = capsys.readouterr().out
     assert "repeat.count=2" in code and "layers.Dense(96" in code
-    assert "learning_rate=0.003" in code
+    comment = next(line for line in code.splitlines() if line.startswith("# search spaces at:"))
+    assert comment == ("# search spaces at: repeat.count=2, dense.units=96, rate=0.2500, "
+                       "optimizer.learning_rate=0.003162")  # as the tables show them
+    assert "learning_rate=0.0031622776601683794" in code     # the code keeps the exact value
     namespace = {}
     exec(code[code.index("import keras"):], namespace)
     assert len(namespace["model"].layers) == len(ip.user_ns["tuned"].layers) + 1  # repeat 2
@@ -231,4 +258,4 @@ def test_wrapper_and_mask_cell(ip, run, capsys):
 def test_linear_logits_lint_in_a_cell(ip, run, capsys):
     run("%%model m\ninput 4\ndense 3\nloss sparse_categorical_crossentropy\n")
     err = capsys.readouterr().err
-    assert "line 3:" in err and "from_logits=true" in err and "no activation" in err
+    assert "line 4:" in err and "from_logits=true" in err and "no activation" in err

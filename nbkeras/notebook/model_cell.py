@@ -15,6 +15,10 @@ import sys
 from ..errors import SpecError
 from ..state import ModelInfo, set_info
 
+# The body's first line in errors and warnings: the `%%model` line is line 1
+# of the cell, as the editor counts (and as Python's own errors in a cell do).
+CELL_LINE = 2
+
 
 def _display(obj) -> None:
     from IPython.display import display
@@ -87,7 +91,7 @@ def _show_code(shell, name: str) -> None:
     from ..speclang.parse import parse
     from .summary import CodeView
     model, info = _bound_info(shell, name, "shows the code of")
-    spec = parse(info.spec_text, input_shape=info.extra.get("input_shape"))
+    spec = parse(info.spec_text, input_shape=info.extra.get("input_shape"), first_line=CELL_LINE)
     values = info.extra.get("space_values") or None
     compiled = bool(getattr(model, "optimizer", None))
     result = build(spec, name, compile=compiled, values=values)
@@ -138,7 +142,7 @@ def run_model_cell(shell, args, cell: str) -> None:
 
     from ..speclang.lint import lint
     from ..speclang.parse import parse
-    spec = parse(cell, input_shape=args.input)
+    spec = parse(cell, input_shape=args.input, first_line=CELL_LINE)
     for warning in lint(spec):
         print(f"Warning: {warning}", file=sys.stderr)
 
@@ -157,7 +161,7 @@ def run_model_cell(shell, args, cell: str) -> None:
         n = len(spec.spaces)
         print(f"nbkeras: this spec holds {n} search space{'s' if n > 1 else ''}, built at "
               f"{'their defaults' if n > 1 else 'its default'} (first choice, lower bound); "
-              f"`%tune {args.name} ...` explores them.")
+              f"`%tune {args.name} ...` explores {'them' if n > 1 else 'it'}.")
     model = result.model
     shell.user_ns[args.name] = model
     version = _record(args.name, cell, model.count_params())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import keyword
 from typing import Any, Dict, List
 
+from ..fmt import fmt
 from .nodes import ModelSpec
 
 _RESERVED = {"keras", "layers", "model", "inputs", "outputs"}
@@ -61,7 +62,9 @@ def generate(spec: ModelSpec, name: str, result,
     lines: List[str] = ["import keras", "from keras import layers", ""]
     values = getattr(result, "values", None) or {}
     if values:
-        lines.insert(2, "# search spaces at: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+        # 4 significant digits, as the tables show them; the code keeps the exact values
+        lines.insert(2, "# search spaces at: " + ", ".join(
+            f"{k}={fmt(v) if isinstance(v, float) else repr(v)}" for k, v in values.items()))
     # a re-bound name is reassigned in order, as in the spec
     for step in result.steps:
         target = var[step.index]

@@ -42,11 +42,12 @@ class Token:
         return self.kind == "punct" and self.text == punct
 
 
-def logical_lines(text: str) -> List[List[Char]]:
-    """Strip comments, join `\\` continuations; characters keep their positions."""
+def logical_lines(text: str, first_line: int = 1) -> List[List[Char]]:
+    """Strip comments, join `\\` continuations; characters keep their positions
+    (the first line of `text` is line `first_line`)."""
     lines: List[List[Char]] = []
     pending: Optional[List[Char]] = None
-    for number, raw in enumerate(text.split("\n"), start=1):
+    for number, raw in enumerate(text.split("\n"), start=first_line):
         raw = raw.rstrip("\r")
         chars: List[Char] = []
         quote, quote_col, escape = "", 0, False

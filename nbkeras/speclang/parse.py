@@ -235,7 +235,8 @@ def _unknown_name(name: str, line: int, column: int, bound: Dict[str, int]) -> S
     return SpecError(f"unknown name `{name}`{hint}", line, column, name)
 
 
-def parse(text: str, input_shape: Optional[str] = None, catalog=None) -> ModelSpec:
+def parse(text: str, input_shape: Optional[str] = None, catalog=None,
+          first_line: int = 1) -> ModelSpec:
     """Parse a `%%model` cell body.
 
     Args:
@@ -246,6 +247,9 @@ def parse(text: str, input_shape: Optional[str] = None, catalog=None) -> ModelSp
             name): an object with `layer_name(kind)` and `params(kind, args)`.
             Defaults to `nbkeras.modelbuild.catalog.CATALOG`, imported only
             when a layer statement holds a space that needs it.
+        first_line: the number of the text's first line in errors and
+            warnings. Defaults to 1; a `%%model` cell's body starts at 2,
+            the `%%model` line being line 1, as the editor counts.
 
     Returns:
         The `ModelSpec`.
@@ -261,7 +265,7 @@ def parse(text: str, input_shape: Optional[str] = None, catalog=None) -> ModelSp
     if input_shape is not None:
         shape = parse_shape(input_shape.strip())
         graph.append(InputStmt(0, 0, f"--input {input_shape}", shape=shape, implicit=True))
-    lines = [line for line in logical_lines(text) if line]
+    lines = [line for line in logical_lines(text, first_line) if line]
     for chars in lines:
         tokens = tokenize(chars)
         if not tokens:
