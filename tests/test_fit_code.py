@@ -183,3 +183,93 @@ def test_what_code_cannot_write_is_one_line(nb, run, tmp_path, line, message):
     with pytest.raises(UsageError, match=re.escape(message)):
         run(f"%fit {line}")
     assert not (tmp_path / "nbkeras_code").exists()
+
+
+# -- the oracle: the script's losses are %fit's ---------------------------------------
+
+PLAIN = "input 6\ndense 8 relu\ndense 3 softmax"
+DROPOUT = "input 6\ndense 8 relu\ndropout 0.5\ndense 3 softmax"
+# name: (spec, the %fit before (None: an untrained model), the options of the %fit written)
+ORACLE = {
+    "fresh": (PLAIN, None, "-e 2 -b 8 --seed 3"),
+    "trained": (PLAIN, "-e 1 -b 8", "-e 2 -b 8 --seed 3"),
+    "early": (DROPOUT, None, "-e 2 -b 8 --val-split 0.25 --early-stop 1 --seed 3"),
+    "dropout": (DROPOUT, "-e 1 -b 8 --reduce-lr 1 --val x[:8] y[:8]",
+                "-e 2 -b 8 --val x[:8] y[:8] --class-weight balanced --reduce-lr 1 --seed 3"),
+    "schedule": (DROPOUT, "-e 1 -b 8", "-e 2 -b 8 --lr-schedule cosine "
+                 "--steps-per-execution 2 --devices 1 --seed 3"),
+}
+
+
+def notebook_side(shell, cases=ORACLE):
+    """In the shell (working directory: the notebook's folder): each case's
+    `%fit ... --code`, then the same `%fit`; {case: the run's history}, and
+    the weights each model holds after it in `nbkeras_code/CASE/notebook.npz`."""
+    out = {}
+    for name, (spec, before, options) in cases.items():
+        shell.run_cell_magic("model", name, spec)
+        if before:
+            shell.run_line_magic("fit", f"{name} x y {before} --quiet")
+        line = f"{name} x y {options}"
+        shell.run_line_magic("fit", f"{line} --code")
+        history = shell.run_line_magic("fit", f"{line} --quiet")
+        out[name] = {k: [float(v) for v in values] for k, values in history.history.items()}
+        np.savez(os.path.join("nbkeras_code", name, "notebook.npz"),
+                 *shell.user_ns[name].get_weights())
+    return out
+
+
+def compare_with_scripts(folder, histories, backend):
+    """Run each case's script as a user would; its losses and kept weights are %fit's."""
+    import json
+
+    import keras
+    for name, expected in histories.items():
+        run_script(folder, name, backend=backend)
+        got = json.loads((folder / "nbkeras_code" / name / "history.json").read_text())
+        assert sorted(got) == sorted(expected), name
+        for key in expected:
+            np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-7,
+                                       err_msg=f"{name}: {key}")
+        kept = np.load(folder / "nbkeras_code" / name / "notebook.npz")
+        trained = keras.saving.load_model(folder / "nbkeras_code" / name / f"{name}.keras")
+        for i, w in enumerate(trained.get_weights()):
+            np.testing.assert_allclose(w, kept[f"arr_{i}"], rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{name}: weight {i}")
+
+
+def test_the_script_gives_the_losses_of_the_fit_it_was_written_from(nb, tmp_path, capsys):
+    histories = notebook_side(nb)
+    assert "will not give this %fit's numbers" not in capsys.readouterr().out
+    code = (tmp_path / "nbkeras_code" / "trained" / "train.py").read_text()
+    assert "model.optimizer.build(model.trainable_variables)" in code  # Adam's slots, step 5
+    assert code.index("model = build_model()") < code.index("keras.utils.set_random_seed(3)")
+    assert "seed_generator_state" in (tmp_path / "nbkeras_code" / "dropout" / "train.py").read_text()
+    assert len(histories["early"]["val_loss"]) == 2
+    compare_with_scripts(tmp_path, histories, "tensorflow")
+
+
+JAX_NOTEBOOK = """
+import json, os, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from IPython.core.interactiveshell import InteractiveShell
+from test_fit_code import notebook_side
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "nbkeras")
+rng = np.random.default_rng(0)
+ip.user_ns.update(x=rng.normal(size=(40, 6)).astype("float32"), y=rng.integers(0, 3, 40))
+print(json.dumps(notebook_side(ip)))
+"""
+
+
+def test_on_jax_too(tmp_path):
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
+               NBKERAS_HOME=str(tmp_path / "home"))
+    code = JAX_NOTEBOOK.format(tests=os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+    histories = json.loads(proc.stdout.strip().splitlines()[-1])
+    compare_with_scripts(tmp_path, histories, "jax")

@@ -25,8 +25,9 @@ import numpy as np
 
 from ..errors import DataError, UsageError
 from .checks import is_dataset
-from .script_parts import (compile_from_config_lines, device_choice, is_literal, policy_of,
-                           spec_source, data_stem)
+from .script_parts import (carries_optimizer, compile_from_config_lines, data_stem,
+                           device_choice, fit_seed_states, fresh_copy, is_literal, mixed_copy,
+                           policy_of, python_random_kept, session_copies, spec_source)
 
 FOLDER = "nbkeras_code"
 SCRIPT = "train.py"
@@ -53,6 +54,7 @@ class FitScript:
     code: str
     folder: str
     files: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)  # where it cannot train as %fit would
 
     @property
     def path(self) -> str:
@@ -108,6 +110,9 @@ def show_fit_script(shell, plan, model, info, folder: Optional[str] = None) -> N
     size = sum(os.path.getsize(os.path.join(script.folder, f)) for f in script.files)
     print(f"nbkeras: wrote {shown} and beside it {', '.join(script.files)} "
           f"({_size(size)}); nothing was trained. Run it with `python {shown}`.")
+    if script.notes:
+        print(f"nbkeras: the script will not give this %fit's numbers exactly: "
+              f"{'; '.join(script.notes)} (see its comments)")
 
 
 def _size(n: int) -> str:
@@ -127,7 +132,10 @@ def write_fit_script(plan, model, info, folder: str) -> FitScript:
     _refuse(plan)
     os.makedirs(folder, exist_ok=True)
     out = FitScript(code="", folder=folder)
-    out.code = _Writer(plan, model, info, out).render()
+    writer = _Writer(plan, model, info, out)
+    with python_random_kept():  # the copies it makes draw Keras' default seeds there
+        out.code = writer.render()
+    out.notes = writer.notes
     with open(out.path, "w", encoding="utf-8") as f:
         f.write(out.code)
     return out
@@ -179,13 +187,17 @@ class _Writer:
         self.plan, self.model, self.info, self.out = plan, model, info, out
         self.imports = {"os", "pathlib"}
         self.uses_layers = False
+        self.compiled_from_config = False  # the script's optimizer is built by then
+        self.copies = session_copies(plan, model)
+        self.carry = carries_optimizer(plan, model)
+        self.notes: List[str] = []  # what the script cannot do as %fit does
 
     def render(self) -> str:
         build = self._build_model()  # first: it decides which imports the model needs
         data = self._data()
         callbacks = self._callbacks()
-        body = (self._setup() + build + self._instantiate() + [""] + data + [""]
-                + callbacks + self._fit() + [""] + self._finish())
+        body = (self._setup() + build + self._instantiate() + self._seed() + [""] + data
+                + [""] + callbacks + self._fit() + [""] + self._finish())
         return "\n".join(self._head() + body).rstrip() + "\n"
 
     # header and imports
@@ -213,8 +225,6 @@ class _Writer:
     def _setup(self) -> List[str]:
         from .device import is_mixed, mixed_policy_name
         lines: List[str] = []
-        if self.plan.seed is not None:
-            lines += [f"keras.utils.set_random_seed({self.plan.seed})  # --seed"]
         if self.plan.mixed_precision or is_mixed(self.model):
             policy = policy_of(self.model) if is_mixed(self.model) else mixed_policy_name()
             lines += ["# --mixed-precision: mixed_float16 on a GPU, mixed_bfloat16 on a CPU",
@@ -256,6 +266,7 @@ class _Writer:
         if source is not None:
             body, compile_line = source
             self.uses_layers = True
+            self.compiled_from_config = any("compile_from_config" in l for l in compile_line)
             lines = ["def build_model():",
                      f'    """`{self.plan.name}` from its %%model spec (the code of '
                      '`%%model --code`)."""']
@@ -264,28 +275,28 @@ class _Writer:
             return lines + ["    return model", "", ""]
         return self._saved_model()
 
+    def _start_model(self):
+        """The model `fit` starts from in the notebook: `model` itself when the
+        run goes on with its optimizer, else the copy `%fit` trains (its
+        weights, a fresh optimizer)."""
+        if self.carry:
+            return self.model
+        if "mixed" in self.copies:
+            return mixed_copy(self.model, self.info)
+        return fresh_copy(self.model)
+
     def _saved_model(self) -> List[str]:
         """A model not built from a spec (or no longer matching it): saved beside the script."""
-        from .device import is_mixed, mixed_precision_copy, mixed_policy_name
-        keras, plan, model = self.keras, self.plan, self.model
+        plan = self.plan
         name = f"{plan.name}.start.keras"
-        saved = model
-        if plan.mixed_precision and not is_mixed(model):
-            previous = keras.mixed_precision.global_policy()
-            policy = mixed_policy_name()
-            keras.mixed_precision.set_dtype_policy(policy)
-            try:
-                saved = mixed_precision_copy(model, self.info, policy)
-            finally:
-                keras.mixed_precision.set_dtype_policy(previous)
-        saved.save(os.path.join(self.out.folder, name))
+        self._start_model().save(os.path.join(self.out.folder, name))
         self.out.files.append(name)
         why = ("was not built by a %%model spec" if not self.info.spec_text
                else "no longer matches its %%model spec")
         lines = ["def build_model():",
                  f'    """`{plan.name}` {why}: the model itself, saved beside',
-                 "    this script by `%fit --code` (its weights and compile settings as in",
-                 '    the notebook)."""',
+                 "    this script by `%fit --code` (its weights, compile settings and",
+                 f'    optimizer state as `%fit {plan.name}` starts from them)."""',
                  f'    model = keras.saving.load_model(HERE / "{name}")']
         if plan.settle:
             lines += ["    # the loss %fit settles from the labels"]
@@ -299,22 +310,58 @@ class _Writer:
         return lines + ["    return model", "", ""]
 
     def _instantiate(self) -> List[str]:
-        trained = self.info.epochs_done > 0 and self.info.spec_text and self.uses_layers
         inner = ["model = build_model()"]
-        if trained:
-            name = f"{self.plan.name}.start.weights.h5"
-            bare = self.keras.models.clone_model(self.model)  # the layers' weights only:
-            bare.set_weights(self.model.get_weights())          # no optimizer state
-            bare.save_weights(os.path.join(self.out.folder, name))
-            self.out.files.append(name)
-            n = self.info.epochs_done
-            inner += [f"# the weights `{self.plan.name}` holds in the notebook ({n} "
-                      f"epoch{'s' if n != 1 else ''} trained there);",
-                      "# delete this line to train from new weights",
-                      f'model.load_weights(HERE / "{name}")']
+        if self.uses_layers:
+            inner += self._load_weights()
+        inner += self._seed_streams()
         if "contextlib" in self.imports:
             return ["with scope:"] + ["    " + l for l in inner]
         return inner
+
+    def _load_weights(self) -> List[str]:
+        """The weights `fit` starts from in the notebook (initial or trained)
+        and, when the run goes on with it, the optimizer's state."""
+        name, n = f"{self.plan.name}.start.weights.h5", self.info.epochs_done
+        # save_weights writes the optimizer's variables too: a copy without one has none
+        start = self.model if self.carry else fresh_copy(self.model, compiled=False)
+        start.save_weights(os.path.join(self.out.folder, name))
+        self.out.files.append(name)
+        held = (f"after {n} epoch{'s' if n != 1 else ''} of training there" if n
+                else "its initial weights")
+        lines = [f"# the weights `{self.plan.name}` holds in the notebook ({held})"]
+        if self.carry:
+            step = int(self.keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            lines[0] += ","
+            lines += [f"# and its optimizer's state (step {step}, learning rate, slots): "
+                      "%fit goes on with it"]
+            if not self.compiled_from_config:
+                lines += ["model.optimizer.build(model.trainable_variables)  # the slots to "
+                          "load into"]
+        lines += ["# (delete the next line to train from new weights)",
+                  f'model.load_weights(HERE / "{name}")']
+        return lines
+
+    def _seed_streams(self) -> List[str]:
+        """Dropout's random streams where `fit` starts them in the notebook
+        (Keras saves no seed state with a model)."""
+        states = fit_seed_states(self.plan, self.model, self.info)
+        if not states:
+            return []
+        name = f"{self.plan.name}.start.seeds.npy"
+        np.save(os.path.join(self.out.folder, name), np.stack(states), allow_pickle=False)
+        self.out.files.append(name)
+        return ["# the random streams of its dropout layers, where %fit starts them (Keras",
+                "# saves no seed state with a model)",
+                'streams = [v for v in model.variables if v.name == "seed_generator_state"]',
+                f'for stream, state in zip(streams, np.load(HERE / "{name}")):',
+                "    stream.assign(state)"]
+
+    def _seed(self) -> List[str]:
+        if self.plan.seed is None:
+            return ["", "# no --seed: shuffling and dropout draw new numbers on each run"]
+        return ["", "# --seed, where %fit sets it: once the model holds its starting state, "
+                "before fit",
+                f"keras.utils.set_random_seed({self.plan.seed})"]
 
     # data, callbacks, fit
     def _data(self) -> List[str]:
@@ -389,6 +436,7 @@ class _Writer:
                 items += ["# --csv", f"keras.callbacks.CSVLogger({cb.filename!r}{append}),"]
             else:
                 items.append(f"# ({type(cb).__name__}: an nbkeras callback, not written out)")
+                self.notes.append(f"its callback {type(cb).__name__} is not written out")
         if not items:
             return defs + ["callbacks = []", ""]
         return defs + ["callbacks = ["] + ["    " + i for i in items] + ["]", ""]
@@ -438,15 +486,21 @@ class _Writer:
                 args.append(f"{key}={value!r}")
             else:
                 args.append(f"# {key}: not written out ({type(value).__name__})")
+                self.notes.append(f"fit's {key}= ({type(value).__name__}) is not written out")
         args += ["callbacks=callbacks", "verbose=2"]
         return (["history = model.fit("] + [f"    {a}," if not a.startswith("#") else f"    {a}"
                                            for a in args] + [")"])
 
     def _finish(self) -> List[str]:
         name = f"{self.plan.name}.keras"
+        self.imports.add("json")
         return [f'model.save(HERE / "{name}")',
+                f"# each epoch's logged values, as `{self.plan.name}.history.history` holds "
+                "them in the notebook",
+                "logged = {k: [float(v) for v in values] for k, values in history.history.items()}",
+                '(HERE / "history.json").write_text(json.dumps(logged, indent=1))',
                 'print(f"{len(history.epoch)} epochs trained; model saved to '
-                f'{{HERE / {name!r}}}")']
+                f'{{HERE / {name!r}}}, history to history.json beside it")']
 
 
 # -- the spec route -----------------------------------------------------------------

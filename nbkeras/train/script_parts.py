@@ -7,6 +7,8 @@ literals and names the script uses.
 from __future__ import annotations
 
 import ast
+import contextlib
+import random
 import re
 from typing import Dict, List, Optional, Tuple
 
@@ -228,3 +230,90 @@ def _literal_text(text: str) -> bool:
         return True
     except (ValueError, SyntaxError, TypeError):
         return False
+
+
+# -- the state the run starts from --------------------------------------------------
+
+
+@contextlib.contextmanager
+def python_random_kept():
+    """Python's `random` state as it was, whatever the block draws (Keras
+    draws its default seeds there when it builds a layer)."""
+    state = random.getstate()
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
+def session_copies(plan, model) -> List[str]:
+    """The copies `FitSession` makes of `model` before `fit` ("mixed" for
+    `--mixed-precision`, "devices" for a model not yet built over
+    `--devices`); each starts a fresh optimizer and draws new layer seeds."""
+    from .device import is_mixed
+    from .distribute import placed_on
+    copies = []
+    if plan.mixed_precision and not is_mixed(model):
+        copies.append("mixed")
+    devices = getattr(plan, "devices", None)
+    if devices and ("mixed" in copies or placed_on(model) != tuple(devices)):
+        copies.append("devices")
+    return copies
+
+
+def carries_optimizer(plan, model) -> bool:
+    """Whether `fit` goes on with the optimizer `model` holds (its step count
+    and slots): it has built one, and the run makes no copy."""
+    optimizer = getattr(model, "optimizer", None)
+    return bool(getattr(optimizer, "built", False)) and not session_copies(plan, model)
+
+
+def mixed_copy(model, info):
+    """The `--mixed-precision` copy `FitSession` trains (fresh optimizer)."""
+    import keras
+
+    from .device import mixed_policy_name, mixed_precision_copy
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_dtype_policy(mixed_policy_name())
+    try:
+        return mixed_precision_copy(model, info, mixed_policy_name())
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+
+
+def fresh_copy(model, compiled: bool = True):
+    """`model`'s layers and weights, compiled from its own configuration (a
+    fresh optimizer, built) or not compiled at all (`compiled=False`)."""
+    import keras
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    config = model.get_compile_config() if compiled else None
+    if config:
+        clone.compile_from_config(config)
+    return clone
+
+
+def seed_states(model) -> List[np.ndarray]:
+    """The state of each random stream in `model` (a dropout layer's
+    `SeedGenerator`), in `model.variables` order. Keras saves none of them."""
+    import keras
+    return [keras.ops.convert_to_numpy(v.value) for v in model.variables
+            if v.name == "seed_generator_state"]
+
+
+def fit_seed_states(plan, model, info) -> List[np.ndarray]:
+    """The random streams' states when `%fit` calls `fit`: the model's own,
+    or, when the session copies the model after `--seed`, the ones its
+    copies draw from Python's `random` seeded so (replayed here on throwaway
+    copies; the notebook's random state is kept)."""
+    states = seed_states(model)
+    copies = session_copies(plan, model)
+    if not states or not copies or plan.seed is None:
+        return states
+    import keras
+    with python_random_kept():
+        random.seed(plan.seed)
+        copy = mixed_copy(model, info) if "mixed" in copies else model
+        if "devices" in copies:
+            copy = keras.models.clone_model(copy)
+        return seed_states(copy)

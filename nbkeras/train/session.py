@@ -51,6 +51,22 @@ class _EpochWriter:
         self._registry.end_run(run_id, status, error=error, **extra)
 
 
+def restored_epoch(callbacks) -> Optional[int]:
+    """The epoch (1-based, as the registry numbers them) whose weights Keras'
+    `EarlyStopping(restore_best_weights=True)` put back when `fit` returned.
+
+    Keras restores them in `on_train_end` whenever it saw a best epoch, also
+    after a run that went to its last epoch without stopping early; `fit`
+    that raised (a stop, a failure) never reaches it.
+    """
+    import keras
+    for cb in callbacks:
+        if (isinstance(cb, keras.callbacks.EarlyStopping) and cb.restore_best_weights
+                and cb.best_weights is not None):
+            return int(cb.best_epoch) + 1
+    return None
+
+
 def is_oom(exc: BaseException) -> bool:
     """Whether `exc` says the device ran out of memory (any backend)."""
     text = f"{type(exc).__name__} {exc}".lower()
@@ -85,6 +101,9 @@ class FitSession:
         self.watch = None                  # the DeviceWatch of this run (`nbkeras.train.telemetry`)
         self._fit_scope = contextlib.nullcontext  # --devices: Keras' distribution around fit
         self._oom = False
+        # the epoch (Keras' number + 1) whose weights Keras' EarlyStopping put back
+        # at the end of `fit`: None when the model holds the last epoch's
+        self.kept_epoch: Optional[int] = None
 
     # -- entering: each step registers how to undo itself ----------------------
     def __enter__(self) -> "FitSession":
@@ -207,6 +226,15 @@ class FitSession:
             from .distribute import explain
             self.error = explain(exc, self.plan) or exc
 
+    def hold(self, state) -> None:
+        """Point `state.weights_epoch` at the epoch whose weights the model holds
+        when that is not the last recorded one (its values are the run's result)."""
+        if self.kept_epoch is None:
+            return
+        position = self.kept_epoch - self.plan.initial_epoch + state.before
+        if position != state.epochs_recorded():
+            state.weights_epoch = position
+
     def stopped_error(self, epoch: int) -> TrainingStopped:
         name = self.plan.name
         return TrainingStopped(f"stopped at epoch {epoch} of {self.plan.epochs}: weights kept, "
@@ -219,9 +247,12 @@ class FitSession:
                 status = self.status if etype is None else "failed"
                 error = self.error if etype is None else value
                 peak = self.watch.peak if self.watch is not None else None
+                extra = {"peak_memory": peak} if peak else {}
+                if self.kept_epoch is not None:
+                    extra["kept_epoch"] = self.kept_epoch
                 self.registry.end_run(self.run_id, status,
                                       error=str(error) if error is not None else None,
-                                      **({"options": {"peak_memory": peak}} if peak else {}))
+                                      **({"options": extra} if extra else {}))
         finally:
             self._run_undo()
             if self._oom:  # the failed step's buffers go back to the device
