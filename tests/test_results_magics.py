@@ -259,7 +259,7 @@ def test_models_lists_models_and_runs_newest_first(ip, run, recorded):
     assert [r[0] for r in runs.rows] == [str(c), str(b), str(a)]
     row = dict(zip(runs.columns, runs.rows[1]))
     assert row["status"] == "completed" and row["version"] == "v2" and row["epochs"] == "3/3"
-    assert row["metric"] == "val_accuracy" and row["final"] == "0.8000" and row["best (epoch)"] == "0.8500 (2)"
+    assert row["metric"] == "val_accuracy" and row["result"] == "0.8000" and row["best (epoch)"] == "0.8500 (2)"
     assert row["device"] == "cpu" and row["duration"].endswith("s")
     assert view._repr_html_().count("<table") == 2 and "failed" in repr(view)
     assert [r["id"] for r in view.runs] == [c, b, a]
@@ -293,16 +293,16 @@ def test_models_compare_overlays_curves_and_diffs_specs(ip, run, recorded, shown
     assert "<pre" in view._repr_html_() and "Spec differences" in view._repr_html_()
 
 
-def test_models_compare_puts_final_and_best_side_by_side(ip, run, recorded, shown):
+def test_models_compare_puts_results_and_best_side_by_side(ip, run, recorded, shown):
     a, b, _ = recorded
     view = run(f"%models --compare {a} {b}")
     table = view.tables[1]
     rows = {(m, kind): (values, best) for m, kind, values, best in table.rows}
-    assert table.rows[0][:2] == ("val_accuracy", "final")  # the primary metric first
+    assert table.rows[0][:2] == ("val_accuracy", "result")  # the primary metric first
     assert rows["val_accuracy", "best"] == ([pytest.approx(0.75), pytest.approx(0.85)], {1})
-    # loss improves downwards: the smaller final loss is the best of its row
-    assert rows["loss", "final"] == ([pytest.approx(0.2), pytest.approx(0.15)], {1})
-    assert rows["val_loss", "final"][1] == {1}
+    # loss improves downwards: the smaller resulting loss is the best of its row
+    assert rows["loss", "result"] == ([pytest.approx(0.2), pytest.approx(0.15)], {1})
+    assert rows["val_loss", "result"][1] == {1}
     html = view._repr_html_()
     assert "nbkeras-compare" in html and "font-weight:700" in html
     assert "0.8500*" in repr(view)

@@ -16,6 +16,7 @@ import {
   formatDuration,
   formatMetric,
   historyCsv,
+  keptMetrics,
   metricKeys,
   precisionText,
   RunDetail,
@@ -170,11 +171,14 @@ function MetricsTable(props: { detail: RunDetail }): JSX.Element | null {
     return null;
   }
   return (
-    <table className="nbk-metrics" aria-label="Final metrics">
+    <table className="nbk-metrics" aria-label="Results">
       <thead>
         <tr>
           <th scope="col">metric</th>
-          <th scope="col">final</th>
+          <th scope="col" title="the value of the weights the model holds">
+            {detail.kept ? `result @${detail.kept_epoch}` : 'result'}
+          </th>
+          {detail.kept ? <th scope="col">last</th> : null}
           <th scope="col" title="best value @ epoch">
             best @ep
           </th>
@@ -186,7 +190,8 @@ function MetricsTable(props: { detail: RunDetail }): JSX.Element | null {
             <th scope="row" title={key}>
               {key}
             </th>
-            <td>{formatMetric(detail.last[key])}</td>
+            <td>{formatMetric(keptMetrics(detail)[key])}</td>
+            {detail.kept ? <td>{formatMetric(detail.last[key])}</td> : null}
             <td>
               {formatMetric(detail.best[key])}
               {typeof detail.best_epoch[key] === 'number' ? (

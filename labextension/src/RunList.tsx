@@ -16,6 +16,7 @@ import {
   epochsText,
   formatDuration,
   formatMetric,
+  keptMetrics,
   placeText,
   Row,
   rowOffsets,
@@ -290,7 +291,12 @@ function RunRow(props: RunRowProps): JSX.Element {
   const live = run.status === 'running';
   const bestEpoch = metric !== null ? run.best_epoch[metric] : undefined;
   const notebook = run.notebook ? run.notebook.split('/').pop() : null;
-  const final = metric !== null ? formatMetric(run.last[metric]) : '';
+  // the run's result is what its model holds (an earlier epoch after early stopping)
+  const final = metric !== null ? formatMetric(keptMetrics(run)[metric]) : '';
+  const keptAt =
+    metric !== null && run.kept && typeof run.kept_epoch === 'number'
+      ? ` (epoch ${run.kept_epoch}; last ${formatMetric(run.last[metric])})`
+      : '';
   const best =
     metric !== null
       ? `best ${formatMetric(run.best[metric])}${typeof bestEpoch === 'number' ? ` @${bestEpoch}` : ''}`
@@ -349,7 +355,7 @@ function RunRow(props: RunRowProps): JSX.Element {
       {props.trial ? (
         <TrialMetric line={props.trial} />
       ) : (
-        <div className="nbk-line" title={metric !== null ? `${metric}: final ${final}, ${best}` : ''}>
+        <div className="nbk-line" title={metric !== null ? `${metric}: result ${final}${keptAt}, ${best}` : ''}>
           {metric !== null ? (
             <>
               <span className="nbk-metric-last nbk-num">{final}</span>{' '}

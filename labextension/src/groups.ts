@@ -53,7 +53,7 @@ export function groupKey(run: RunSummary): string | null {
  * it); null when missing or not finite.
  */
 export function heldValue(run: RunSummary, metric: string): number | null {
-  const held = run.group?.held;
+  const held = run.kept ?? run.group?.held;
   const value = held ? held[metric] : run.last[metric];
   return typeof value === 'number' && Number.isFinite(value) ? value : null;
 }

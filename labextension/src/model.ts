@@ -43,6 +43,19 @@ export interface RunSummary {
   precision?: string;
   /** A `%tune` trial's study or a `%fit --cv` fold's group; absent otherwise. */
   group?: RunGroupInfo;
+  /**
+   * The metrics of the epoch whose weights the run's model holds, where
+   * early stopping restored one that is not the last; absent otherwise
+   * (`last` is then what the model holds).
+   */
+  kept?: Metrics;
+  /** The epoch whose weights the model holds, when `kept` is present. */
+  kept_epoch?: number | null;
+}
+
+/** The metrics of the weights a run's model holds: its result. */
+export function keptMetrics(run: RunSummary): Metrics {
+  return run.kept ?? run.last;
 }
 
 /** The body of `GET /nbkeras/api/runs[?since=N]`. */
@@ -518,10 +531,10 @@ export function keepExisting(
   return kept.length === chosen.length ? (chosen as number[]) : kept;
 }
 
-/** One row of the comparison table: a metric's final or best values. */
+/** One row of the comparison table: a metric's results, last-epoch or best values. */
 export interface CompareRow {
   metric: string;
-  kind: 'final' | 'best';
+  kind: 'result' | 'last epoch' | 'best';
   values: Array<number | null>;
   /** Indices of the best value(s) of the row, by the metric's direction. */
   best: number[];
@@ -529,7 +542,8 @@ export interface CompareRow {
 
 /**
  * The comparison table of these runs (one column per run): for each metric,
- * a row of final values and a row of best values, the best of each row
+ * a row of results (what each model holds), a row of last-epoch values where
+ * early stopping kept an earlier epoch in some run, and a row of best values, the best of each row
  * marked by the metric's direction as the server sent it. The default
  * metric first, then validation metrics, then the rest.
  */
@@ -541,9 +555,14 @@ export function compareRows(runs: readonly RunSummary[]): CompareRow[] {
     metricDirection(runs, key);
   const rows: CompareRow[] = [];
   for (const metric of keys) {
-    for (const kind of ['final', 'best'] as const) {
+    const kinds: Array<CompareRow['kind']> = runs.some(run => run.kept)
+      ? ['result', 'last epoch', 'best']
+      : ['result', 'best'];
+    for (const kind of kinds) {
+      const source = (run: RunSummary): Metrics =>
+        kind === 'result' ? keptMetrics(run) : kind === 'best' ? run.best : run.last;
       const values = runs.map(run => {
-        const v = (kind === 'final' ? run.last : run.best)[metric];
+        const v = source(run)[metric];
         return typeof v === 'number' && Number.isFinite(v) ? v : null;
       });
       rows.push({ metric, kind, values, best: bestIndices(values, direction(metric)) });

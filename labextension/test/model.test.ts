@@ -14,6 +14,7 @@ import {
   buildRows,
   commonValue,
   compareRows,
+  keptMetrics,
   fitLineParts,
   historyCsv,
   keepExisting,
@@ -315,6 +316,33 @@ test('choosing runs to compare keeps the order of choice', () => {
   assert.equal(keepExisting(all, runs), all); // unchanged: the same array
 });
 
+test('a run whose early stopping kept an earlier epoch is compared by what it holds', () => {
+  // run 1 holds epoch 3's weights (val_accuracy 0.97), its last epoch read 0.96
+  const a = run(1, 'mnist', {
+    last: { val_accuracy: 0.96 },
+    best: { val_accuracy: 0.97 },
+    kept: { val_accuracy: 0.97 },
+    kept_epoch: 3,
+    directions: { val_accuracy: 'max' }
+  });
+  const b = run(2, 'mnist', {
+    last: { val_accuracy: 0.965 },
+    best: { val_accuracy: 0.965 },
+    directions: { val_accuracy: 'max' }
+  });
+  assert.equal(keptMetrics(a).val_accuracy, 0.97);
+  assert.equal(keptMetrics(b).val_accuracy, 0.965);
+  const rows = compareRows([a, b]);
+  assert.deepEqual(
+    rows.map(r => [r.kind, r.values, r.best]),
+    [
+      ['result', [0.97, 0.965], [0]],
+      ['last epoch', [0.96, 0.965], [1]],
+      ['best', [0.97, 0.965], [0]]
+    ]
+  );
+});
+
 test('the best of each comparison row follows the metric direction', () => {
   const a = run(1, 'mnist', {
     last: { loss: 0.2, val_accuracy: 0.9 },
@@ -330,9 +358,9 @@ test('the best of each comparison row follows the metric direction', () => {
   assert.deepEqual(
     rows.map(r => [r.metric, r.kind, r.best]),
     [
-      ['val_accuracy', 'final', [1]],
+      ['val_accuracy', 'result', [1]],
       ['val_accuracy', 'best', [1]],
-      ['loss', 'final', [0]],
+      ['loss', 'result', [0]],
       ['loss', 'best', [1]]
     ]
   );

@@ -32,6 +32,7 @@ _SUMMARY_COLS = ("id, model, version_id, status, started, ended, device, backend
                  "epochs_done, epochs_planned, seq, heartbeat, starred, "
                  "CASE WHEN json_valid(options) THEN json_extract(options, '$.mixed_precision') "
                  "END, "
+                 "CASE WHEN json_valid(options) THEN json_extract(options, '$.kept_epoch') END, "
                  # the options of grouped runs only (a %tune trial, a --cv fold)
                  "CASE WHEN instr(options, '\"study\"') OR instr(options, '\"cv_group\"') "
                  "THEN options END, "
@@ -54,14 +55,17 @@ def _directions(stored: Dict[str, str], last: dict, best: dict) -> Dict[str, str
 
 
 def _group(options_text: Optional[str], status: str, epochs: int,
-           planned: Optional[int], best_epoch: dict) -> Optional[dict]:
+           planned: Optional[int], best_epoch: dict,
+           kept_epoch: Optional[int] = None) -> Optional[dict]:
     """What the sidebar groups a run by, from its options; None for a plain run.
 
     A `%tune` trial has `study`, `trial`, `values` (space name -> value),
     `objective` and `direction` ('min' or 'max'; both None for trials
     recorded before they were kept); a `%fit --cv` fold has `cv_group`,
-    `fold` and `folds` (K). A trial of `%tune --cv` has both. `restored_epoch` is the epoch whose weights `--early-stop` restored
-    (a completed run that stopped before its planned epochs), else None.
+    `fold` and `folds` (K). A trial of `%tune --cv` has both. `restored_epoch`
+    is the epoch whose weights `--early-stop` restored (`kept_epoch`, recorded
+    by the session; for runs recorded before it was, a completed run that
+    stopped before its planned epochs), else None.
     """
     try:
         options = json.loads(options_text) if options_text else None
@@ -82,12 +86,14 @@ def _group(options_text: Optional[str], status: str, epochs: int,
                      folds=options.get("cv"))
     if not group:
         return None
-    group["restored_epoch"] = None
-    if (options.get("early_stop") is not None and status == "completed" and planned
+    group["restored_epoch"] = kept_epoch
+    if (kept_epoch is None and "kept_epoch" not in options
+            and options.get("early_stop") is not None and status == "completed" and planned
             and epochs < planned):
         # the monitor as `%fit` chose it: --monitor, else val_loss with validation data
         has_val = bool(options.get("val") or options.get("val_split"))
-        monitor = options.get("monitor") or ("val_loss" if has_val else "loss")
+        monitor = options.get("watch") or options.get("monitor") or (
+            "val_loss" if has_val else "loss")
         group["restored_epoch"] = best_epoch.get(monitor)
     return group
 
@@ -103,18 +109,29 @@ class _NoKeras:
         return ()
 
 
-def _add_held(db, rows: List[dict]) -> None:
-    """`group["held"]`: the metrics of the epoch whose weights a grouped run
-    holds, where early stopping restored one (elsewhere the run's `last` is
-    what it holds, and `held` is left out)."""
+def _add_kept(db, rows: List[dict]) -> None:
+    """`kept`: the metrics of the epoch whose weights a run's model holds,
+    where that is not its last epoch (early stopping restored an earlier
+    one); elsewhere `last` is what the model holds and `kept` is left out.
+    A grouped run carries the same dict as `group["held"]`."""
     for row in rows:
-        epoch = (row.get("group") or {}).get("restored_epoch")
+        group = row.get("group") or {}
+        epoch = row.get("kept_epoch")
+        if epoch is None:
+            epoch = group.get("restored_epoch")
         if epoch is None:
             continue
         found = db.execute("SELECT metrics FROM epochs WHERE run_id = ? AND epoch = ?",
                            (row["id"], epoch)).fetchone()
-        if found:
-            row["group"]["held"] = json.loads(found[0])
+        if not found:
+            continue
+        kept = json.loads(found[0])
+        if kept == row["last"]:
+            continue
+        row["kept"] = kept
+        row["kept_epoch"] = epoch
+        if group:
+            group["held"] = kept
 
 
 class RegistryReaders:
@@ -133,7 +150,8 @@ class RegistryReaders:
         now = time.time()
         out = []
         for (rid, model, vid, status, started, ended, device, backend, notebook, done,
-             planned, seq, heartbeat, starred, mixed, grouped, started_iso, ended_iso, _), \
+             planned, seq, heartbeat, starred, mixed, kept_epoch, grouped, started_iso,
+             ended_iso, _), \
                 (last, best, best_epoch, directions) in zip(rows, blobs):
             if status == "running" and rid in dead:
                 status, ended = "interrupted", dead[rid]
@@ -148,12 +166,13 @@ class RegistryReaders:
                 "directions": _directions(directions, last, best), "seq": seq,
                 "starred": bool(starred),
                 "precision": "mixed" if mixed else "float32",
+                "kept_epoch": kept_epoch if isinstance(kept_epoch, int) else None,
             })
             if grouped is not None:
-                group = _group(grouped, status, done, planned, best_epoch)
+                group = _group(grouped, status, done, planned, best_epoch, out[-1]["kept_epoch"])
                 if group is not None:
                     out[-1]["group"] = group
-        _add_held(db, out)
+        _add_kept(db, out)
         return out
 
     def run_summaries(self, model: Optional[str] = None, since: Optional[int] = None,

@@ -14,7 +14,7 @@ import shlex
 from typing import Any, Dict, List, Optional, Tuple
 
 # Keys the plan adds beside the namespace; never flags of their own.
-_PLAN_KEYS = {"epochs_planned"}
+_PLAN_KEYS = {"epochs_planned", "watch", "mode"}
 
 
 def _fit_actions() -> Optional[list]:

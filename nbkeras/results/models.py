@@ -2,7 +2,7 @@
 
 `%models` lists the models and the newest runs; `%models NAME` one model's
 versions and runs; `%models --compare 3 7` overlays the runs' curves, puts
-their final and best metrics side by side (the best of each row marked) and
+their results (what each model holds) and best metrics side by side (the best of each row marked) and
 diffs their `%fit` options and specs, so a layer change can be read next to
 the metric change it caused: the sidebar's comparison in a static form, for
 Colab and VS Code. `%models --delete 3 7` deletes runs from the registry.
@@ -36,19 +36,36 @@ def _version_numbers(versions: List[dict]) -> Dict[int, str]:
     return {vid: f"v{i + 1}" for ids in per_model.values() for i, vid in enumerate(ids)}
 
 
-RUN_COLUMNS = ["run", "model", "version", "status", "epochs", "metric", "final",
+RUN_COLUMNS = ["run", "model", "version", "status", "epochs", "metric", "result",
                "best (epoch)", "duration", "device", "started"]
+
+
+def kept(summary: dict) -> dict:
+    """The metrics of the weights a run's model holds: its kept epoch's where
+    early stopping restored one, else its last epoch's."""
+    return summary.get("kept") or summary.get("last") or {}
+
+
+def result_text(summary: dict, metric: Optional[str]) -> str:
+    """A run's result for `metric`: the kept weights' value, and the last
+    epoch's beside it only where they differ ("0.9722 (epoch 27; last 0.9653)")."""
+    if not metric:
+        return ""
+    value = kept(summary).get(metric)
+    if summary.get("kept") and summary.get("kept_epoch") is not None:
+        last = (summary.get("last") or {}).get(metric)
+        return f"{fmt(value)} (epoch {summary['kept_epoch']}; last {fmt(last)})"
+    return fmt(value)
 
 
 def _run_row(s: dict, vnames: Dict[int, str]) -> List[str]:
     metric = primary_metric(s["last"]) or primary_metric(s["best"])
-    final = s["last"].get(metric) if metric else None
     best = s["best"].get(metric) if metric else None
     best_txt = f"{fmt(best)} ({s['best_epoch'][metric]})" if best is not None else ""
     planned = s.get("epochs_planned")
     return [s["id"], s["model"], vnames.get(s["version_id"], ""), s["status"],
             f"{s['epochs']}/{planned}" if planned else s["epochs"], metric or "",
-            fmt(final), best_txt, fmt_duration(s["duration"]), s["device"] or "",
+            result_text(s, metric), best_txt, fmt_duration(s["duration"]), s["device"] or "",
             (s["started"] or "").replace("T", " ")[:16]]
 
 
@@ -58,13 +75,15 @@ def _runs_table(summaries: List[dict], vnames: Dict[int, str], title: str, note:
 
 
 class CompareTable:
-    """Runs side by side, one column per run: each metric's final and best
-    value in a row of its own, the best value of each row marked (bold in a
-    notebook, `*` in text), by the metric's direction.
+    """Runs side by side, one column per run: each metric's result (the value
+    of the weights the run's model holds), its last epoch's value where that
+    differs for some run, and its best value, each in a row of its own, the
+    best value of each row marked (bold in a notebook, `*` in text), by the
+    metric's direction.
 
     Attributes:
-        rows: [(metric, 'final' | 'best', [value or None per run], {index of
-            the best value(s)})].
+        rows: [(metric, 'result' | 'last epoch' | 'best', [value or None per
+            run], {index of the best value(s)})].
     """
 
     def __init__(self, runs: List[dict], labels: List[str]):
@@ -80,7 +99,7 @@ class CompareTable:
 
     def __repr__(self) -> str:
         return repr(Table(["metric", ""] + self.labels, self.cells(),
-                          title="Final and best metrics (* best of the row)"))
+                          title="Results and best metrics (* best of the row)"))
 
     def _repr_html_(self) -> str:
         esc = html.escape
@@ -112,8 +131,10 @@ class CompareTable:
 def compare_rows(runs: List[dict]):
     """[(metric, kind, values, best indices)] for the runs' metrics: the
     primary metric first, then validation metrics, then the rest; each
-    metric's 'final' row then its 'best' row. Directions come from each run's
-    `directions` (what the registry sends the sidebar)."""
+    metric's 'result' row (what each run's model holds), a 'last epoch' row
+    where early stopping kept an earlier epoch in some run, then its 'best'
+    row. Directions come from each run's `directions` (what the registry
+    sends the sidebar)."""
     keys: List[str] = []
     for run in runs:
         for key in list(run.get("last") or {}) + list(run.get("best") or {}):
@@ -125,8 +146,12 @@ def compare_rows(runs: List[dict]):
     for key in keys:
         direction = next((r["directions"][key] for r in runs
                           if key in (r.get("directions") or {})), None)
-        for kind, field in (("final", "last"), ("best", "best")):
-            values = [(r.get(field) or {}).get(key) for r in runs]
+        kinds = [("result", kept)]
+        if any(r.get("kept") for r in runs):
+            kinds.append(("last epoch", lambda r: r.get("last") or {}))
+        kinds.append(("best", lambda r: r.get("best") or {}))
+        for kind, field in kinds:
+            values = [field(r).get(key) for r in runs]
             present = [v for v in values if v is not None]
             best = set()
             if len(present) > 1 and direction in ("min", "max"):
@@ -205,7 +230,7 @@ def overview(reg) -> View:
         row = _run_row(last, vnames) if last else [""] * len(RUN_COLUMNS)
         rows.append([s["name"], s["versions"], s["runs"], row[0], row[3], row[5], row[6], row[7]])
     total = sum(s["runs"] for s in stats)
-    models = Table(["model", "versions", "runs", "last run", "status", "metric", "final",
+    models = Table(["model", "versions", "runs", "last run", "status", "metric", "result",
                     "best (epoch)"], rows, title="Models",
                    note=_not_recording_note(reg) or ("" if stats else "no models recorded yet"))
     note = (f"newest {len(runs)} of {total:,} runs; `%models NAME` for one model, "

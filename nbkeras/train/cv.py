@@ -218,6 +218,7 @@ def run_cv(shell, args, plan, model, info):
                                 session.run_id)
             session.install_sigint(live)
             session.train([live])
+            session.hold(state)  # a fold's scores are those of the weights it keeps
         row = {"fold": k, "n_train": len(train), "n_val": len(held),
                "epochs": state.epochs_recorded(), "seconds": time.perf_counter() - started}
         row.update({key: state.held(key) for key in state.history

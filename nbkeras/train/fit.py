@@ -185,29 +185,19 @@ def finish(plan, session, state, view) -> None:
             message = str(session.error).split(":")[0]
         elif session.error is not None and plan.background:  # no cell shows the error
             message += f": {type(session.error).__name__}: {session.error}"
-    elif plan.initial_epoch + done < plan.epochs:
+    else:
         last = plan.initial_epoch + done
-        restored = restored_epoch(plan, state)
-        if plan.early_stop is not None and restored is not None:
-            state.weights_epoch = restored
-            message = (f"early stop at epoch {last} of {plan.epochs}: the model holds the "
-                       f"weights of epoch {restored} (best {plan.monitor})")
-        elif plan.early_stop is not None:
-            message = f"early stop at epoch {last} of {plan.epochs}"
-        else:
+        session.hold(state)
+        held = (f"the model holds the weights of epoch {state.weights_epoch} "
+                f"(best {plan.monitor})" if state.weights_epoch is not None else "")
+        if last < plan.epochs and plan.early_stop is not None:
+            message = f"early stop at epoch {last} of {plan.epochs}" + (f": {held}" if held else "")
+        elif last < plan.epochs:
             message = f"ended at epoch {last} of {plan.epochs}: the data ran out"
+        elif held:  # Keras restores the best weights at the end of a full run too
+            message = f"completed {plan.epochs} epochs: {held}"
     state.finish(session.status, message)
     view.finish(state)
-
-
-def restored_epoch(plan, state):
-    """The 1-based epoch whose weights `--early-stop` restored, or None."""
-    import keras
-    for cb in plan.callbacks:
-        if (isinstance(cb, keras.callbacks.EarlyStopping) and cb.restore_best_weights
-                and cb.stopped_epoch > 0 and cb.best_weights is not None):
-            return cb.best_epoch - plan.initial_epoch + state.before + 1
-    return None
 
 
 def remember(plan, session, state):

@@ -216,7 +216,6 @@ def _callbacks(args, plan: FitPlan, model, info, has_val: bool) -> None:
         cbs.append(keras.callbacks.TensorBoard(log_dir=args.tensorboard))
     if args.csv:
         cbs.append(keras.callbacks.CSVLogger(args.csv, append=bool(args.resume)))
-    plan.options["monitor"] = monitor
 
 
 def _head(data, n: int = 2):
@@ -246,7 +245,7 @@ def check_monitor(args, model, x, y) -> None:
         return  # the data checks passed; Keras itself will say more at the first epoch
     if name in logged:
         return
-    has_val = bool(args.val or args.val_split)
+    has_val = bool(args.val or args.val_split or getattr(args, "cv", None) is not None)
     names = logged + ([f"val_{k}" for k in logged] if has_val else [])
     hint = did_you_mean(args.monitor, names)
     raise UsageError(f"--monitor {args.monitor}: the model does not log `{name}`"
@@ -371,13 +370,18 @@ def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
 
     if probe_monitor:
         check_monitor(args, model, x, y)
-    _callbacks(args, plan, model, info, has_val=bool(val is not None or args.val_split))
+    # --cv gives each fold its held-out part as validation data after this plan:
+    # the callbacks watch val_loss there too, as they do with --val
+    cv = getattr(args, "cv", None) is not None
+    _callbacks(args, plan, model, info, has_val=bool(val is not None or args.val_split or cv))
     _model_settings(args, plan, model)
     from .distribute import plan_devices
     plan_devices(args, plan, info)  # --devices: checked, and on JAX batches that split evenly
     plan.options.update({k: v for k, v in vars(args).items()
                          if isinstance(v, (str, int, float, bool, list, type(None)))})
-    plan.options.update(epochs_planned=plan.epochs, initial_epoch=plan.initial_epoch)
+    # `watch` and `mode`: what every callback of the run watches, and which way is better
+    plan.options.update(epochs_planned=plan.epochs, initial_epoch=plan.initial_epoch,
+                        watch=plan.monitor, mode=plan.mode)
     return plan
 
 

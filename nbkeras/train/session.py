@@ -199,6 +199,7 @@ class FitSession:
             with self._fit_scope():
                 self.model.fit(plan.x, callbacks=plan.callbacks + watching + callbacks,
                                **plan.fit_kwargs)
+            self.kept_epoch = restored_epoch(plan.callbacks)
         except Exception as exc:
             self._failed(exc)
         except KeyboardInterrupt:  # a second interrupt, or one between two batches

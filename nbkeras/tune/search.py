@@ -102,7 +102,6 @@ def _train_trial(ctx: "TrialContext", values, trial, view):
 
     from ..train.callback import LiveCallback
     from ..train.device import device_line, is_mixed
-    from ..train.fit import restored_epoch
     from ..train.session import FitSession
     from ..view.progress import RunState
     from ..view.text import QuietView
@@ -124,9 +123,7 @@ def _train_trial(ctx: "TrialContext", values, trial, view):
             pruned = f"pruned by Optuna at epoch {reporter.pruned_at}"
         else:
             pruned = ""
-        restored = restored_epoch(plan, state)
-        if restored is not None:
-            state.weights_epoch = restored
+        session.hold(state)  # the trial's value is its kept weights' value
         value = state.held(objective)
         if objective not in state.history and session.status == "completed":
             session.status, session.error = "failed", UsageError(
