@@ -18,7 +18,9 @@ Routes (under the server's base URL):
   ``direction`` for a trial; ``cv_group``, ``fold`` and ``folds`` for a fold
   (a `%tune --cv` trial has both); ``restored_epoch`` and, where early
   stopping restored an epoch, ``held``: that epoch's metrics (elsewhere
-  ``last`` is what the run holds).
+  ``last`` is what the run holds). Every run whose model holds an earlier
+  epoch than its last carries ``kept_epoch`` and ``kept`` (that epoch's
+  metrics): the run's result.
 - ``GET /nbkeras/api/runs/<id>``: one run with its per-epoch history,
   options, evaluations, the spec text of its model version and
   ``"fit_line"``: the `%fit` line that produced it (non-default flags only).
