@@ -15,11 +15,13 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Iterable, Optional
 
-# Names (after `val_` and any output prefix) whose smaller values are better.
+# Names (after `val_` and any output prefix) whose smaller values are better:
+# losses, errors, and the counts of mistakes (`false_negatives`, which Keras
+# gives no direction of its own).
 _LOWER = re.compile(
     r"(^|_)(loss|mae|mse|rmse|mape|msle|logcosh|log_cosh|hinge|squared_hinge|"
     r"categorical_hinge|kl_divergence|kld|kullback_leibler_divergence|poisson|"
-    r"crossentropy|error)$"
+    r"crossentropy|error|false_negatives|false_positives)$"
     r"|error|_loss$|crossentropy")
 NOT_SCORES = ("learning_rate", "lr", "epoch")
 

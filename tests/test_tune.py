@@ -160,3 +160,133 @@ def test_the_record_chart_adds_parallel_coordinates_and_stays_small():
     png = objective_png(state)
     assert Image.open(io.BytesIO(png)).size == (2 * WIDTH, 2 * 2 * HEIGHT)  # two panels, 2x
     assert len(png) < 80_000
+
+
+def test_count_metrics_are_lower_is_better_in_the_study_and_every_trial_callback(
+        tn, monkeypatch):
+    """`false_negatives` is a count of mistakes: the study minimizes it and
+    each trial's early stopping watches it the same way, as a given
+    --direction does too (one direction, decided once)."""
+    from nbkeras.metricvocab import direction
+    assert direction("val_false_negatives") == direction("false_positives") == "min"
+    tn.run_cell("yb = (y == 3).astype('float32'); yvb = (yv == 3).astype('float32')"
+                ).raise_error()
+    tn.run_cell("%%model fnm\ninput 64\ndense {4, 8} relu\ndense 1 sigmoid\n"
+                "loss binary_crossentropy\nmetrics false_negatives").raise_error()
+    import nbkeras.tune.search as search
+    modes = []
+    build = search._build_trial
+
+    def recording(ctx, values, trial):
+        model, info, plan = build(ctx, values, trial)
+        modes.extend(cb.mode for cb in plan.callbacks if hasattr(cb, "mode"))
+        return model, info, plan
+
+    monkeypatch.setattr(search, "_build_trial", recording)
+    df = tn.run_line_magic("tune", "fnm x yb --trials 2 -e 1 --val xv yvb --early-stop 2 "
+                                   "--objective val_false_negatives --quiet")
+    import optuna
+    assert optuna.load_study(study_name="fnm", storage=_storage()).direction.name == "MINIMIZE"
+    assert modes == ["min", "min"]
+    assert list(df["value"]) == sorted(df["value"])
+    modes.clear()
+    tn.run_line_magic("tune", "fnm x yb --trials 1 -e 1 --val xv yvb --early-stop 2 "
+                              "--objective val_loss --direction max --study up --quiet")
+    assert modes == ["max"]
+    import nbkeras
+    assert {r["options"]["direction"] for r in nbkeras.runs(model="fnm")
+            if r["study"] == "up"} == {"max"}
+
+
+def _storage():
+    from nbkeras.tune.study import default_storage
+    return default_storage()
+
+
+def test_rerunning_a_cell_starts_a_new_study_and_keeps_the_old_one(tn, capsys):
+    """Restart and Run All runs the same `%tune` line again: a new study,
+    named in one line; the old one keeps its trials."""
+    tn.run_line_magic("tune", "tn x y --trials 2 -e 1 --val xv yv --seed 1 --quiet")
+    capsys.readouterr()
+    df = tn.run_line_magic("tune", "tn x y --trials 1 -e 1 --val xv yv --seed 1 --quiet")
+    assert ("nbkeras: a study named 'tn' exists already (--resume continues it): this search "
+            "is study 'tn-2'") in capsys.readouterr().out
+    assert df["trial"].tolist() == [0]
+    import optuna
+    assert len(optuna.load_study(study_name="tn", storage=_storage()).trials) == 2
+    assert len(optuna.load_study(study_name="tn-2", storage=_storage()).trials) == 1
+    tn.run_line_magic("tune", "tn x y --trials 1 -e 1 --val xv yv --quiet")
+    assert "this search is study 'tn-3'" in capsys.readouterr().out
+    import nbkeras
+    studies = sorted((r["study"], r["trial"]) for r in nbkeras.runs(model="tn"))
+    assert studies == [("tn", 0), ("tn", 1), ("tn-2", 0), ("tn-3", 0)]
+
+
+def test_a_resumed_search_with_the_same_seed_samples_new_values(tn):
+    first = tn.run_line_magic("tune", "tn x y --trials 2 -e 1 --val xv yv --seed 4 "
+                                      "--sampler random --quiet")
+    df = tn.run_line_magic("tune", "tn x y --trials 2 -e 1 --val xv yv --seed 4 "
+                                   "--sampler random --resume --quiet")
+    assert sorted(df["trial"]) == [0, 1, 2, 3]
+    rates = df["dropout.rate"].tolist()
+    assert len(set(rates)) == 4, rates                       # no configuration replayed
+    assert set(first["dropout.rate"]) <= set(rates)
+
+
+def test_worker_and_resumed_sampler_streams_differ_from_the_kernel_stream():
+    from nbkeras.tune.study import stream_seed
+    assert stream_seed(None, 3) is None
+    assert stream_seed(5, 0) == 5                            # a new search: the seed itself
+    seeds = {stream_seed(5, 0, worker=0), stream_seed(5, 0, worker=1), stream_seed(5, 2),
+             stream_seed(5, 2, worker=0), 5, 6}                 # 6: seed + 1 (worker 1 once)
+    assert len(seeds) == 6
+    assert stream_seed(5, 2, worker=1) == stream_seed(5, 2, worker=1)
+
+
+def test_a_resumed_grid_runs_only_the_points_left(ip, capsys):
+    ip.run_cell(DATA).raise_error()
+    ip.run_cell("%%model g\ninput 64\ndense {4, 8, 16} relu\ndense 10 softmax").raise_error()
+    ip.run_line_magic("tune", "g x y --trials 2 -e 1 --val xv yv --sampler grid --quiet")
+    df = ip.run_line_magic("tune", "g x y --trials 5 -e 1 --val xv yv --sampler grid --resume "
+                                   "--quiet")
+    assert sorted(df["dense.units"]) == [4, 8, 16]           # the third point, once
+    capsys.readouterr()
+    df = ip.run_line_magic("tune", "g x y --trials 2 -e 1 --val xv yv --sampler grid --resume "
+                                   "--quiet")
+    assert len(df) == 3
+    assert ("nbkeras: study 'g' has run every point of its grid (3): no new trial"
+            in capsys.readouterr().out)
+
+
+def test_a_resumed_search_counts_only_its_new_trials(tn, monkeypatch):
+    import re
+
+    import nbkeras.view.text
+    tn.run_line_magic("tune", "tn x y --trials 2 -e 1 --val xv yv --quiet")
+    monkeypatch.setattr(nbkeras.view.text, "has_rich_frontend", lambda shell: True)
+    shown = []
+    monkeypatch.setattr(tn.display_pub, "publish",
+                        lambda data, *a, **k: shown.append(data.get("text/html", "")))
+    tn.run_line_magic("tune", "tn x y --trials 2 -e 1 --val xv yv --resume")
+    counts = [re.search(r"></span></span> (\d+/\d+)", h) for h in shown
+              if "nbkeras-tune" in h]
+    counts = [c.group(1) for c in counts if c]
+    assert counts[0] == "0/2" and counts[-1] == "2/2", counts
+
+
+def test_the_trial_in_flight_is_named_by_the_table_numbering():
+    from nbkeras.tune.view import SearchState, TrialRow, search_html
+    s = SearchState(study="s", objective="val_loss", direction="min", spaces=[], planned=3)
+    s.rows = [TrialRow(0, {}, "complete", 0.5), TrialRow(1, {}, "running")]
+    s.current = "epoch 1/2"
+    assert ">trial 1</span>" in search_html(s)
+
+
+def test_a_model_built_with_an_input_option_can_be_searched(ip, capsys):
+    ip.run_cell(DATA).raise_error()
+    ip.run_cell("%%model ti --input 64\ndense {4, 8} relu\ndense 10 softmax").raise_error()
+    df = ip.run_line_magic("tune", "ti x y --trials 2 -e 1 --val xv yv --quiet")
+    assert list(df["state"]) == ["complete"] * 2
+    capsys.readouterr()
+    ip.run_line_magic("model", "ti --code")                 # the winner's code, at its values
+    assert "keras.Input(shape=(64,))" in capsys.readouterr().out

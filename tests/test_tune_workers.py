@@ -226,3 +226,25 @@ def test_on_a_machine_with_several_gpus_each_worker_gets_one(tmp_path, monkeypat
     assert "3 workers share 2 GPUs" in capsys.readouterr().out
     assert all(c[1:3] == ["-m", "nbkeras.tune.worker"] and c[c.index("--index") + 1] == str(i)
                for i, (c, _) in enumerate(started))
+
+
+def test_workers_search_a_model_built_with_an_input_option_and_resume_binds_the_best(ip):
+    """`%%model NAME --input SHAPE` (no input statement): the workers build
+    it at the recorded shape. After a restart (NAME at its defaults) a
+    resumed search whose new trials do not run still binds NAME to the
+    study's best trained model."""
+    ip.run_cell(DATA).raise_error()
+    cell = "%%model ti --input 64\n" + SPEC.split("\n", 1)[1]
+    ip.run_cell(cell).raise_error()
+    first = ip.run_line_magic("tune", "ti x y --trials 2 --workers 1 -e 2 --val xv yv --seed 3 "
+                                      "--pruner none --quiet")
+    assert list(first["state"]) == ["complete"] * 2
+    ip.run_cell(cell).raise_error()                 # as after a restart: NAME at its defaults
+    df = ip.run_line_magic("tune", "ti x y --trials 1 --workers 1 -e 2 --val xv yv --resume "
+                                   "--timeout 1e-9 --quiet")            # no new trial starts
+    assert sorted(df["trial"]) == [0, 1]
+    best = first.iloc[0]
+    model = ip.user_ns["ti"]
+    held = model.evaluate(ip.user_ns["xv"], ip.user_ns["yv"], verbose=0, return_dict=True)
+    assert held["loss"] == pytest.approx(best["value"], rel=1e-4)
+    assert model.best_params["width"] == best["width"]

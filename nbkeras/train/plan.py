@@ -185,7 +185,8 @@ def _callbacks(args, plan: FitPlan, model, info, has_val: bool) -> None:
 
     from ..metricvocab import direction
     plan.monitor = monitor = args.monitor or ("val_loss" if has_val else "loss")
-    plan.mode = mode = direction(monitor, model)
+    # `%tune` decides its objective's direction once (--direction too): every callback uses it
+    plan.mode = mode = getattr(args, "direction", None) or direction(monitor, model)
     cbs = plan.callbacks
     if args.lr_schedule and args.reduce_lr is not None:
         raise UsageError("--lr-schedule and --reduce-lr both set the learning rate: use one")

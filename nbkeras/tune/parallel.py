@@ -47,22 +47,18 @@ class _Worker:
 
 
 def run_workers(ctx: TrialContext, args, plan0, model0, study, url: str, state: SearchState,
-                view: SearchView, workers: int):
-    """Run the search in `workers` processes; returns the best trial's row and
-    model (None when no trial of this search beat the study's best, or when
-    its model is on another machine) and whether the user stopped it."""
+                view: SearchView, workers: int, limit: Optional[int]):
+    """Run at most `limit` trials (None: until --timeout) in `workers`
+    processes; returns the best trial's row and model (None when no trial of
+    this search beat the study's best, or when its model is on another
+    machine) and whether the user stopped it."""
     from .job import study_folder, write_job
     from .study import default_storage
 
     folder = study_folder(ctx.study_name, url)
-    trials = study.get_trials(deepcopy=False)
-    start = len(trials)
-    until = start + args.trials if args.trials is not None else None
-    if args.sampler.lower() == "grid":  # the grid's points not yet run, at most
-        left = _grid_left(ctx.spec, trials)
-        until = start + (left if until is None else min(args.trials, left))
-        workers = state.workers = max(1, min(workers, left))
-    job, data = _job(ctx, args, plan0, model0, until)
+    start = len(study.get_trials(deepcopy=False))
+    until = start + limit if limit is not None else None
+    job, data = _job(ctx, args, plan0, model0, until, start)
     write_job(folder, job, data)
     if url != default_storage():
         import shlex
@@ -97,18 +93,7 @@ def run_workers(ctx: TrialContext, args, plan0, model0, study, url: str, state: 
     return best, _load_best(ctx, folder, best), stopped
 
 
-def _grid_left(spec, trials) -> int:
-    """How many points of the grid no trial has taken yet (Optuna's
-    `GridSampler` marks each trial with its point's `grid_id`)."""
-    import math
-
-    from .space import grid
-    size = math.prod(len(v) for v in grid(spec.spaces).values())
-    taken = {t.system_attrs["grid_id"] for t in trials if "grid_id" in t.system_attrs}
-    return max(size - len(taken), 0)
-
-
-def _job(ctx: TrialContext, args, plan0, model0, until):
+def _job(ctx: TrialContext, args, plan0, model0, until, start: int):
     """`job.json`'s fields and the data to write beside it."""
     from ..registry import default_home
     fit = dict(vars(ctx.fit_args))
@@ -125,13 +110,14 @@ def _job(ctx: TrialContext, args, plan0, model0, until):
         class_weight = sorted(plan0.fit_kwargs["class_weight"].items())
     job = {
         "study": ctx.study_name, "model": ctx.fit_args.name, "spec_text": ctx.info0.spec_text,
+        "input_shape": ctx.info0.extra.get("input_shape"),  # %%model NAME --input SHAPE
         "version_id": ctx.info0.version_id, "params": int(model0.count_params()),
         "registry": str(pathlib.Path(default_home()).resolve()),
         "fit": fit, "class_weight": class_weight,
         "expressions": {"x": args.x, "y": args.y, "val": args.val,
                         "class_weight": args.class_weight},
         "objective": ctx.objective, "direction": ctx.direction, "seed": ctx.seed,
-        "sampler": args.sampler, "pruner": args.pruner, "until": until,
+        "sampler": args.sampler, "pruner": args.pruner, "until": until, "start": start,
         "timeout": args.timeout,
     }
     return job, data
@@ -337,6 +323,6 @@ def _load_best(ctx: TrialContext, folder: pathlib.Path, best) -> Optional[Any]:
         name=ctx.fit_args.name, spec_text=ctx.info0.spec_text,
         version_id=ctx.info0.version_id,
         extra={"space_values": dict(best.values), "study": ctx.study_name,
-               "trial": best.number}))
+               "trial": best.number, "input_shape": ctx.info0.extra.get("input_shape")}))
     keep_only(models, best.number)
     return model

@@ -60,7 +60,7 @@ def _spec_of(shell, name: str):
     if not info.spec_text:
         raise UsageError(f"`{name}` was not built from a spec: %tune searches the spaces of a "
                          "`%%model` cell, like `dense {64, 128} relu`")
-    spec = parse(info.spec_text)
+    spec = parse(info.spec_text, input_shape=info.extra.get("input_shape"))  # %%model --input
     if not spec.spaces:
         raise UsageError(f"`{name}`'s spec has no search space: write one where a value goes, "
                          "like `dense {64, 128} relu`, `dropout 0.1..0.5` or "
@@ -144,7 +144,8 @@ def _build_trial(ctx: "TrialContext", values, trial):
     info = set_info(model, ModelInfo(
         name=fit_args.name, spec_text=info0.spec_text, version_id=info0.version_id,
         compile_kwargs=result.compile_kwargs, deferred_losses=dict(result.deferred_losses),
-        extra={"space_values": dict(values), "study": study_name, "trial": trial.number}))
+        extra={"space_values": dict(values), "study": study_name, "trial": trial.number,
+               "input_shape": info0.extra.get("input_shape")}))
     plan = build_plan(ctx.shell, fit_args, model, info, probe_monitor=False)
     plan.options.update(ctx.options)  # a worker's: the notebook's expressions
     plan.options.update(study=study_name, trial=trial.number, objective=ctx.objective,
@@ -344,6 +345,7 @@ def run_tune(shell, args, magics):
     if args.trials is not None and args.trials < 1:
         raise UsageError(f"--trials {args.trials}: give at least 1")
     model0, info0, spec = _spec_of(shell, args.name)
+    _hold_out(shell, args)
     fit_args = _fit_args(magics, args, args.x, args.y)
     from ..metricvocab import direction as metric_direction
     from ..train.plan import build_plan
@@ -352,32 +354,46 @@ def run_tune(shell, args, magics):
     direction = args.direction or metric_direction(objective, model0)
     if direction not in ("min", "max"):
         raise UsageError(f"--direction {direction!r}: give min or max")
+    fit_args.direction = direction  # decided once: each trial's early stopping, reduce-lr too
     workers = _check_workers(args, plan0)
-    study_name = args.study or args.name
-    study, url = open_study(study_name, direction, args.storage, args.resume, args.sampler,
-                            args.pruner, args.seed, spec.spaces)
+    study, url = open_study(args.study or args.name, direction, args.storage, args.resume,
+                            args.sampler, args.pruner, args.seed, spec.spaces)
+    study_name = study.study_name
+    if study_name != (args.study or args.name):
+        print(f"nbkeras: a study named {args.study or args.name!r} exists already (--resume "
+              f"continues it): this search is study {study_name!r}")
+    earlier = _earlier_rows(study, spec)
+    start = len(study.get_trials(deepcopy=False))
+    limit = _trials_left(args, spec, study, study_name)
+    if workers is not None and limit is not None:
+        workers = max(1, min(workers, limit))
     state = SearchState(study=study_name, objective=objective, direction=direction,
-                        spaces=[s.name for s in spec.spaces], planned=args.trials,
-                        workers=workers or 1)
-    state.rows += _earlier_rows(study, spec)
+                        spaces=[s.name for s in spec.spaces], planned=limit,
+                        workers=workers or 1, start=start)
+    state.rows += earlier
     from ..view.text import has_rich_frontend
     view = SearchView(state, quiet=args.quiet, text=not has_rich_frontend(shell))
     ctx = TrialContext(shell=shell, spec=spec, fit_args=fit_args, info0=info0,
                        objective=objective, direction=direction, study_name=study_name,
                        seed=args.seed)
-    if workers is not None:
+    folder = study_folder(study_name, url)
+    best, best_model, stopped = state.best(), None, False
+    if limit == 0:
+        state.status = "completed"
+    elif workers is not None:
         from .parallel import run_workers
         best, best_model, stopped = run_workers(ctx, args, plan0, model0, study, url, state,
-                                                view, workers)
+                                                view, workers, limit)
     else:
-        folder = study_folder(study_name, url)
         ctx.models = str(folder / "models")
         os.makedirs(ctx.models, exist_ok=True)
-        best, best_model, stopped = _run_here(ctx, args, study, state, view, optuna)
-        if best_model is None and best is not None and best.state == "complete":
-            best_model = _earlier_best(ctx, folder, best)  # --resume, after a restart too
-        elif best is not None:
+        best, best_model, stopped = _run_here(ctx, study, state, view, optuna, limit,
+                                              args.timeout)
+        if best_model is not None:
             keep_only(folder / "models", best.number)  # the best so far of this search
+    if best_model is None and best is not None and best.state == "complete" \
+            and best.number < start:
+        best_model = _earlier_best(ctx, folder, best)  # --resume, after a restart too
     if best_model is not None:
         best_model.best_params = dict(best.values)
         shell.user_ns[args.name] = best_model
@@ -387,10 +403,50 @@ def run_tune(shell, args, magics):
         from IPython.display import display
         display(frame)
         shell.user_ns["_tune"] = frame
-        raise TrainingStopped(f"search {study_name!r} stopped after {len(state.finished())} "
+        raise TrainingStopped(f"search {study_name!r} stopped after {len(state.new())} "
                               f"trials: the trials so far are in `_tune`; `%tune ... --resume` "
                               "continues it")
     return frame
+
+
+def _hold_out(shell, args) -> None:
+    """Without validation data the objective would be a training metric, in
+    silence: each trial holds out the last 20% (`--val-split 0.2`), said in
+    one line; a dataset, which Keras cannot split, is refused. An explicit
+    `--objective` that is not a validation metric holds nothing out."""
+    if args.val or args.val_split is not None or args.cv is not None:
+        return
+    if args.objective and not args.objective.startswith("val_"):
+        return
+    from ..train.checks import is_dataset
+    try:
+        x = shell.ev(args.x)
+    except Exception:  # noqa: BLE001 - %fit's own checks say what is wrong with it
+        x = None
+    if is_dataset(x):
+        raise UsageError("%tune optimizes a validation metric, and a dataset cannot be split: "
+                         "give --val VAL_DATASET (or --objective loss to optimize the "
+                         "training loss)")
+    args.val_split = 0.2
+    print("nbkeras: no --val given: each trial holds out the last 20% of the samples for "
+          "validation (--val-split 0.2)")
+
+
+def _trials_left(args, spec, study, study_name: str) -> Optional[int]:
+    """How many trials this search runs at most (None: until --timeout):
+    --trials, and with the grid sampler no more than the points not yet run."""
+    if args.sampler.lower() != "grid":
+        return args.trials
+    from .study import grid_left
+    left = grid_left(spec.spaces, study.get_trials(deepcopy=False))
+    if left == 0:
+        import math
+
+        from .space import grid
+        size = math.prod(len(values) for values in grid(spec.spaces).values())
+        print(f"nbkeras: study {study_name!r} has run every point of its grid ({size}): "
+              "no new trial")
+    return left if args.trials is None else min(args.trials, left)
 
 
 def _earlier_best(ctx: TrialContext, folder, best):
@@ -405,16 +461,17 @@ def _earlier_best(ctx: TrialContext, folder, best):
     return _load_best(ctx, folder, best)
 
 
-def _run_here(ctx: TrialContext, args, study, state: SearchState, view, optuna):
-    """The trials one at a time in this kernel; returns the best trial's row
-    and model (None when no trial of this run beat the study's best) and
-    whether the user stopped the search."""
+def _run_here(ctx: TrialContext, study, state: SearchState, view, optuna,
+              limit: Optional[int], timeout: Optional[float]):
+    """At most `limit` trials, one at a time in this kernel; returns the best
+    trial's row and model (None when no trial of this run beat the study's
+    best) and whether the user stopped the search."""
     view.start()
     best_model, stopped, grid_done = None, False, False
     best = state.best()
-    deadline = time.perf_counter() + args.timeout if args.timeout else None
+    deadline = time.perf_counter() + timeout if timeout else None
     ran = 0
-    while (args.trials is None or ran < args.trials) and not stopped and not grid_done:
+    while (limit is None or ran < limit) and not stopped and not grid_done:
         if deadline is not None and time.perf_counter() >= deadline:
             break
         trial = study.ask()

@@ -64,23 +64,28 @@ def pruner(optuna, kind: str):
 
 def open_study(name: str, direction: str, storage: Optional[str], resume: bool,
                sampler_kind: str, pruner_kind: str, seed: Optional[int], spaces):
-    """The Optuna study `name`: new, or continued with `resume`.
+    """The Optuna study `name`, continued with `resume`; else a new study,
+    named `name`, or `name-2`, `name-3`, ... when that name is taken (a
+    notebook run again from the top starts a new study, the old one kept).
+    `study.study_name` says which.
+
+    A continued study's sampler is seeded with `stream_seed(seed, n)` (n:
+    the trials it holds), so the same `seed` draws new values.
 
     Raises:
-        UsageError: a storage that cannot be opened, a study that exists
-            without `--resume` (or is missing with it), a direction that
-            differs from the existing study's.
+        UsageError: a storage that cannot be opened, `resume` of a study
+            that is missing, a direction that differs from the existing
+            study's.
     """
     optuna = require_optuna()
     url = storage or default_storage()
     smp, prn = sampler(optuna, sampler_kind, seed, spaces), pruner(optuna, pruner_kind)
     store, names = _open_storage(optuna, url)
-    if name in names and not resume:
-        raise UsageError(f"a study named {name!r} exists already: add --resume to continue it, "
-                         "or name a new one with --study NAME")
     if resume and name not in names:
         raise UsageError(f"--resume: there is no study named {name!r} in {url}"
                          f"{did_you_mean(name, names)}")
+    if not resume:
+        name = free_name(name, names)
     study = optuna.create_study(storage=store, sampler=smp, pruner=prn, study_name=name,
                                 direction="minimize" if direction == "min" else "maximize",
                                 load_if_exists=resume)
@@ -88,7 +93,49 @@ def open_study(name: str, direction: str, storage: Optional[str], resume: bool,
     if study.direction.name != want:
         raise UsageError(f"study {name!r} {study.direction.name.lower()}s its objective; "
                          f"--direction {direction} cannot change that")
+    before = len(study.get_trials(deepcopy=False))
+    if before and seed is not None:
+        study.sampler = sampler(optuna, sampler_kind, stream_seed(seed, before), spaces)
     return study, url
+
+
+def free_name(name: str, taken) -> str:
+    """`name`, or the first of `name-2`, `name-3`, ... not in `taken`."""
+    taken = set(taken)
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name}-{n}" in taken:
+        n += 1
+    return f"{name}-{n}"
+
+
+def stream_seed(seed: Optional[int], before: int, worker: Optional[int] = None) -> Optional[int]:
+    """The seed of a sampler that starts when the study holds `before` trials.
+
+    A new search in the kernel uses `seed` itself (the values a plain Optuna
+    sampler with that seed proposes); a resumed search and each worker
+    process get a seed derived from (seed, before, worker), so none replays
+    a stream another search of the study already drew.
+    """
+    if seed is None:
+        return None
+    if before == 0 and worker is None:
+        return seed
+    import numpy as np
+    key = (before, 0 if worker is None else worker + 1)
+    return int(np.random.SeedSequence(seed % 2**32, spawn_key=key).generate_state(1)[0])
+
+
+def grid_left(spaces, trials) -> int:
+    """How many points of the spaces' grid no trial has taken yet (Optuna's
+    `GridSampler` marks each trial with its point's `grid_id`)."""
+    import math
+
+    from .space import grid
+    size = math.prod(len(v) for v in grid(spaces).values())
+    taken = {t.system_attrs["grid_id"] for t in trials if "grid_id" in t.system_attrs}
+    return max(size - len(taken), 0)
 
 
 def _open_storage(optuna, url: str):

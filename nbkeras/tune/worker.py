@@ -70,7 +70,7 @@ def main(argv: Optional[List[str]] = None, prog: str = "nbkeras tune-worker") ->
 def run_worker(args) -> int:
     from ..speclang.parse import parse
     from .job import read_job, study_folder
-    from .study import find_study, load_study, require_optuna
+    from .study import find_study, load_study, require_optuna, stream_seed
 
     optuna = require_optuna()
     store, url = find_study(args.study, args.storage)
@@ -79,10 +79,10 @@ def run_worker(args) -> int:
     if job["study"] != args.study:
         raise UsageError(f"{folder} holds the job of study {job['study']!r}, not "
                          f"{args.study!r}: give that study's folder with --data PATH")
-    spec = parse(job["spec_text"])
-    seed = job.get("seed")
-    # each worker its own sampler stream: the same seed would sample the same values
-    sampler_seed = seed + args.index if seed is not None and args.index is not None else None
+    spec = parse(job["spec_text"], input_shape=job.get("input_shape"))
+    # each worker its own sampler stream, none the kernel's nor an earlier search's
+    sampler_seed = (stream_seed(job.get("seed"), int(job.get("start") or 0), args.index)
+                    if args.index is not None else None)
     study = load_study(store, args.study, job["sampler"], job["pruner"], sampler_seed,
                        spec.spaces)
     until = job.get("until")
@@ -113,7 +113,8 @@ def _context(job, folder: pathlib.Path, spec, study_name: str):
     return TrialContext(
         shell=worker_namespace(folder, job), spec=spec, fit_args=worker_fit_args(job),
         info0=ModelInfo(name=job["model"], spec_text=job["spec_text"],
-                        version_id=_version_id(job)),
+                        version_id=_version_id(job),
+                        extra={"input_shape": job.get("input_shape")}),
         objective=job["objective"], direction=job["direction"], study_name=study_name,
         seed=job.get("seed"), options=dict(job.get("expressions") or {}),
         worker=f"{socket.gethostname()}:{os.getpid()}",
