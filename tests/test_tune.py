@@ -288,3 +288,12 @@ def test_a_model_built_with_an_input_option_can_be_searched(ip, capsys):
     capsys.readouterr()
     ip.run_line_magic("model", "ti --code")                 # the winner's code, at its values
     assert "keras.Input(shape=(64,))" in capsys.readouterr().out
+
+
+def test_a_dataset_without_validation_data_is_refused_in_one_line(tn):
+    tn.run_cell("import tensorflow as tf\nds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)"
+                ).raise_error()
+    with pytest.raises(UsageError, match="a dataset cannot be split: give --val VAL_DATASET"):
+        tn.run_line_magic("tune", "tn ds --trials 1 -e 1 --quiet")
+    import nbkeras
+    assert not nbkeras.runs()
