@@ -16,6 +16,7 @@ from nbkeras.errors import DataError, UsageError
 from nbkeras.registry import get_registry
 from nbkeras.results import metrics as M
 from nbkeras.state import get_info
+from nbkeras.view.plots import WRONG_COLOR
 
 
 @pytest.fixture(scope="module")
@@ -203,8 +204,22 @@ def test_predict_show_marks_wrong_predictions_red(ns, run, trained, shown):
     probs = run("%predict m X[:12]")
     for ax, pred, true, p in zip(axes, classes, trained["y"][:12], probs):
         assert ax.get_title() == f"{pred} · {p.max():.0%}\ntrue {true}"   # with the confidence
-        assert (ax.title.get_color() == "#c62828") == (pred != true)
+        assert (ax.title.get_color() == WRONG_COLOR) == (pred != true)
     assert axes[0].images[0].get_array().shape == (8, 8)  # 64 -> 8x8
+
+
+def test_predict_show_rows_keep_their_titles_off_the_row_above(ns, run, shown):
+    """Two rows of two-line titles: each title clear of every image (the
+    second row's titles overlapped the first row's images)."""
+    run("%predict m X[:16] --show 16 --labels y[:16]")
+    (fig,) = _figures(shown)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    FigureCanvasAgg(fig).draw()   # laid out as when it was saved
+    renderer = fig.canvas.get_renderer()
+    images = [ax.images[0].get_window_extent(renderer) for ax in fig.axes if ax.images]
+    titles = [ax.title.get_window_extent(renderer) for ax in fig.axes if ax.get_title()]
+    assert len(images) == len(titles) == 16
+    assert not [(t, i) for t in titles for i in images if t.overlaps(i)]
 
 
 @pytest.mark.parametrize("images", ["images[:30]", "images[:30, :, :, 0]",

@@ -50,7 +50,9 @@ class FigureView:
     """A matplotlib figure shown as a 2x PNG at its size in CSS pixels,
     whatever the kernel's matplotlib backend (inline, Agg, a widget one):
     IPython shows a figure as an image only under the inline backend, and
-    as the text `<Figure size 520x442 with 2 Axes>` otherwise.
+    as the text `<Figure size 520x442 with 2 Axes>` otherwise. Its
+    background is transparent and its frame text mid-grey
+    (`nbkeras.view.plots.neutral`), so it reads in a light and a dark theme.
 
     Attributes:
         figure: the figure (closed: it is only drawn here).
@@ -60,18 +62,16 @@ class FigureView:
         import io
         self.figure = figure
         from PIL import Image
+        from ..view.plots import neutral, quantized_png
+        neutral(figure)  # transparent, mid-tone text: reads in a light and a dark theme
         buf = io.BytesIO()
         figure.savefig(buf, format="png", dpi=2 * figure.dpi, bbox_inches="tight",
-                       facecolor="white")
-        image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+                       transparent=True)
+        image = Image.open(io.BytesIO(buf.getvalue())).convert("RGBA")
         width, height = image.size
         self.size = (width // 2, height // 2)
         # a palette of 128 colours: sharp, and a third of true colour's bytes
-        image = image.quantize(colors=128, method=Image.Quantize.FASTOCTREE,
-                               dither=Image.Dither.NONE)
-        out = io.BytesIO()
-        image.save(out, format="png", compress_level=6)
-        self.png = out.getvalue()
+        self.png = quantized_png(image.tobytes(), image.size, 128)
         import matplotlib.pyplot as plt
         plt.close(figure)
 

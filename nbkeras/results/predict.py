@@ -96,6 +96,7 @@ def show_grid(images, classes, labels, n: int, args, conf=None):
     model's confidence; wrong ones red, with room between the rows."""
     import matplotlib.pyplot as plt
     import numpy as np
+    from ..view.plots import NEUTRAL_TEXT, WRONG_COLOR
 
     total = n_samples(images)
     n = min(n, len(classes), total if total is not None else n)
@@ -112,7 +113,10 @@ def show_grid(images, classes, labels, n: int, args, conf=None):
         truth = label_indices(labels)[:n]
     cols = min(GRID_COLUMNS, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 2.0 * rows), squeeze=False)
+    # constrained layout gives each row's titles their own room (tight_layout
+    # let a second row's two-line titles overlap the first row's images)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 2.0 * rows), squeeze=False,
+                             layout="constrained")
     for i, ax in enumerate(axes.ravel()):
         ax.axis("off")
         if i >= n:
@@ -125,8 +129,8 @@ def show_grid(images, classes, labels, n: int, args, conf=None):
         else:
             wrong = np.any(np.asarray(pred) != np.asarray(truth[i]))
             ax.set_title(f"{_txt(pred)}{sure}\ntrue {_txt(truth[i])}", fontsize=10.5,
-                         color="#c62828" if wrong else "black", linespacing=1.3)
-    fig.tight_layout(h_pad=1.2, w_pad=0.6)
+                         color=WRONG_COLOR if wrong else NEUTRAL_TEXT, linespacing=1.3)
+    fig.get_layout_engine().set(h_pad=0.06, w_pad=0.04)
     from .common import show_figure
     return show_figure(fig)
 

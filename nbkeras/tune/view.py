@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 from ..fmt import fmt, fmt_duration
 from ..view.chart import x_axis, y_axis
 from ..view.panel import Html
-from ..view.record import _FONT, bar_html
+from ..view.record import _FONT, _STATUS_COLOR, bar_html
 
 # No style per cell (HTML's own cellpadding/rules): a 50-trial table stays small.
 
@@ -28,6 +28,15 @@ WIDTH, HEIGHT = 600, 220
 LEFT, TOP, RIGHT, BOTTOM = 56, 16, 16, 38
 _STATE_COLOR = {"complete": "#1f77b4", "pruned": "#9e9e9e", "failed": "#d62728",
                 "stopped": "#d62728", "running": "#ff7f0e"}
+# A trial's state in the words the sidebar and the registry use for its run
+# (Optuna's "pruned" is a run stopped early; the row's tooltip says why).
+STATE_WORD = {"complete": "completed", "pruned": "stopped", "failed": "failed",
+              "stopped": "stopped", "running": "running"}
+PAD = 0.5   # trials of room either side of the chart's first and last point
+
+
+def better(direction: str) -> str:
+    return "lower is better" if direction == "min" else "higher is better"
 
 
 @dataclass
@@ -90,8 +99,8 @@ def search_html(s: SearchState) -> str:
     done = len(s.new())
     earlier = len([r for r in s.rows if r.number < s.start])
     head = (f"<div><b>{html.escape(s.study)}</b> · {html.escape(s.status)} · "
-            f"{html.escape(s.objective)} ({'lower' if s.direction == 'min' else 'higher'} is "
-            f"better) · {fmt_duration(time.perf_counter() - s.started)}</div>")
+            f"{html.escape(s.objective)} ({better(s.direction)}) · "
+            f"{fmt_duration(time.perf_counter() - s.started)}</div>")
     planned = s.planned or max(done, 1)
     text = f"{done}/{s.planned}" if s.planned else f"{done}"
     if earlier:
@@ -100,7 +109,7 @@ def search_html(s: SearchState) -> str:
     if eta is not None:
         text += f" · ETA {fmt_duration(eta)}"
     rows = [head, f"<div><span style='display:inline-block;width:64px'>trials</span>"
-            f"{bar_html(done / planned, 'var(--jp-brand-color1,#1976d2)')} {text}</div>"]
+            f"{bar_html(done / planned, _STATUS_COLOR['running'])} {text}</div>"]
     if s.status == "running" and s.current:
         running = [r.number for r in s.rows if r.state == "running"]
         label = s.current_label or (f"trial {running[-1]}" if running else "trial")
@@ -124,7 +133,8 @@ def trials_table(s: SearchState) -> str:
                 if r is best else "")
         title = f" title='{html.escape(r.message, quote=True)}'" if r.message else ""
         cells = [str(r.number)] + [_value(r.values.get(n)) for n in s.spaces]
-        cells += [fmt(r.value), r.state, fmt_duration(r.duration) if r.duration else ""]
+        cells += [fmt(r.value), STATE_WORD.get(r.state, r.state),
+                  fmt_duration(r.duration) if r.duration else ""]
         out.append(f"<tr{mark}{title}>" + "".join(
             f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     out.append("</tbody></table>")
@@ -152,7 +162,8 @@ def objective_svg(s: SearchState) -> str:
     log = ya.scale == "log"
     f = (lambda v: math.log10(v)) if log else (lambda v: v)
     lo, hi = f(ya.lo), f(ya.hi)
-    px = lambda x: LEFT + (x - xa.lo) * w / ((xa.hi - xa.lo) or 1)
+    x_lo, x_hi = xa.lo - PAD, xa.hi + PAD   # the last point inside, not on the edge
+    px = lambda x: LEFT + (x - x_lo) * w / ((x_hi - x_lo) or 1)
     py = lambda y: TOP + (hi - f(y)) * h / ((hi - lo) or 1)
     out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{HEIGHT}' "
            f"data-scale='{ya.scale}' style='font:12px var(--jp-ui-font-family,sans-serif)'>"]
@@ -178,7 +189,7 @@ def objective_svg(s: SearchState) -> str:
                    "stroke-width='1.5'><title>best so far</title></polyline>")
     for n, v, state in points:
         out.append(f"<circle cx='{px(n):.1f}' cy='{py(v):.1f}' r='3.5' "
-                   f"fill='{_STATE_COLOR[state]}'><title>trial {n}: {fmt(v)} ({state})"
+                   f"fill='{_STATE_COLOR[state]}'><title>trial {n}: {fmt(v)} ({STATE_WORD[state]})"
                    "</title></circle>")
     out.append("</svg>")
     return "".join(out)
@@ -196,15 +207,18 @@ def objective_png(s: SearchState) -> Optional[bytes]:
     from matplotlib.figure import Figure
     done = [r for r in s.rows if r.state == "complete" and r.value is not None]
     panels = 2 if len(done) >= 2 and s.spaces else 1
-    fig = Figure(figsize=(WIDTH / 72, panels * HEIGHT / 72), dpi=144)
+    from ..view.plots import neutral
+    # transparent, its text mid-grey (`neutral`): it reads in a light and a dark theme
+    fig = Figure(figsize=(WIDTH / 72, panels * HEIGHT / 72), dpi=144, facecolor="none")
     FigureCanvasAgg(fig)
     h = 1 / panels
     ax = fig.add_axes((LEFT / WIDTH, 1 - h + h * BOTTOM / HEIGHT, 1 - (LEFT + RIGHT) / WIDTH,
-                       h * (1 - (TOP + BOTTOM) / HEIGHT)))
+                       h * (1 - (TOP + BOTTOM) / HEIGHT)), facecolor="none")
     for state in ("complete", "pruned"):
         xs = [p[0] for p in points if p[2] == state]
-        ax.scatter(xs, [p[1] for p in points if p[2] == state], s=18,
-                   color=_STATE_COLOR[state], label=state, zorder=3)
+        if xs:
+            ax.scatter(xs, [p[1] for p in points if p[2] == state], s=18,
+                       color=_STATE_COLOR[state], label=STATE_WORD[state], zorder=3)
     best, bx, by = None, [], []
     for n, v, state in sorted(points):
         if state == "complete" and (best is None or (v < best if s.direction == "min" else v > best)):
@@ -213,24 +227,31 @@ def objective_png(s: SearchState) -> Optional[bytes]:
             bx.append(n)
             by.append(best)
     ax.step(bx, by, where="post", color="#d62728", lw=1.5, label="best so far")
+    first, last = min(p[0] for p in points), max(p[0] for p in points)
+    ax.set_xlim(min(first, 0) - PAD, last + PAD)
     ax.set_xlabel("trial", fontsize=12)
-    ax.set_ylabel(s.objective, fontsize=12)
+    ax.set_ylabel(f"{s.objective} ({better(s.direction)})", fontsize=11)
     ax.tick_params(labelsize=11)
-    ax.grid(True, color="#ddd")
-    ax.legend(fontsize=10, ncol=3, loc="upper right", frameon=True, framealpha=0.9,
-              edgecolor="none")
+    ax.grid(True, color=(0.5, 0.5, 0.5, 0.25))
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.legend(fontsize=10, ncol=3, loc="lower right", bbox_to_anchor=(1, 1.0), frameon=False,
+              borderaxespad=0.1, borderpad=0, handletextpad=0.3)
     if panels == 2:
         pax = fig.add_axes((LEFT / WIDTH, h * BOTTOM / HEIGHT, 1 - (LEFT + RIGHT) / WIDTH,
-                            h * (1 - (TOP + BOTTOM) / HEIGHT)))
+                            h * (1 - (TOP + BOTTOM) / HEIGHT)), facecolor="none")
         _parallel(pax, s, done)
+    neutral(fig)
     from ..view.plots import encode_png
-    return encode_png(fig, colors=24)
+    return encode_png(fig, colors=32)
 
 
 def _parallel(ax, s: SearchState, done: List[TrialRow]) -> None:
     """Each complete trial as a line across one axis per space and the
-    objective (each scaled to its own range; choices by their order)."""
+    objective (each scaled to its own range; choices by their order), the
+    objective's best value at the top, as the sidebar draws it."""
     import math
+    from ..view.plots import NEUTRAL_TEXT
     names = list(s.spaces) + [s.objective]
 
     def column(name):
@@ -250,6 +271,9 @@ def _parallel(ax, s: SearchState, done: List[TrialRow]) -> None:
         return [order.index(repr(v)) / n for v in raw], (_value(raw[0]), "")
 
     cols = [column(n) for n in names]
+    if s.direction == "min":  # best (lowest) at the top
+        ys, (lo, hi) = cols[-1]
+        cols[-1] = ([1 - y for y in ys], (hi, lo))
     best = s.best()
     xs = list(range(len(names)))
     for i, r in enumerate(done):
@@ -259,12 +283,12 @@ def _parallel(ax, s: SearchState, done: List[TrialRow]) -> None:
                 lw=2.2 if is_best else 1.0, alpha=1.0 if is_best else 0.45,
                 zorder=3 if is_best else 2)
     for x, (_, (lo, hi)) in zip(xs, cols):
-        ax.axvline(x, color="#999", lw=0.8)
-        ax.text(x, -0.08, lo, ha="center", va="top", fontsize=9, color="#555")
+        ax.axvline(x, color=(0.5, 0.5, 0.5, 0.6), lw=0.8)
+        ax.text(x, -0.08, lo, ha="center", va="top", fontsize=9, color=NEUTRAL_TEXT)
         if hi:
-            ax.text(x, 1.04, hi, ha="center", va="bottom", fontsize=9, color="#555")
+            ax.text(x, 1.04, hi, ha="center", va="bottom", fontsize=9, color=NEUTRAL_TEXT)
     ax.set_xticks(xs)
-    ax.set_xticklabels(names, fontsize=10)
+    ax.set_xticklabels(names[:-1] + [f"{s.objective}\n(best at the top)"], fontsize=10)
     ax.set_yticks([])
     ax.set_ylim(-0.12, 1.12)
     ax.set_xlim(-0.3, len(names) - 0.7)

@@ -7,8 +7,18 @@ is the static record: widgets need a kernel to render, a notebook reopened
 later, converted with nbconvert or shown on GitHub has none. The chart of
 the record is one PNG (`plots.record_png`), at 2x for HiDPI screens and
 shown at the live chart's size, so nothing jumps when the record replaces
-the panel. Colours and fonts follow the notebook's theme (JupyterLab CSS
-variables, with fallbacks). Imports no Keras.
+the panel. Imports no Keras.
+
+A reader meets the record untrusted (a notebook from elsewhere, executed
+headlessly, shown by nbconvert or GitHub), where sanitizers keep only
+plain inline styles: JupyterLab's and Notebook 7's drop any declaration
+that is not a literal value (so `var(--jp-...)` loses a bar's fill and the
+status its colour), GitHub drops styles altogether. So the record's styles
+are literal: text inherits the theme's colour and font, the status colours
+are mid-tones that read on a light and a dark background alike (about 4:1
+on both), lines and tracks are translucent grey; and each bar carries, at
+font size 0, the same fraction as text (`█████░░░░░`), which shows where
+no style survives.
 """
 
 from __future__ import annotations
@@ -18,13 +28,12 @@ from typing import Optional, Tuple
 
 from .progress import RunState, fmt, fmt_duration
 
-_STATUS_COLOR = {"completed": "var(--jp-success-color1,#2e7d32)",
-                 "running": "var(--jp-brand-color1,#1976d2)",
-                 "stopped": "var(--jp-error-color1,#d32f2f)",
-                 "failed": "var(--jp-error-color1,#d32f2f)"}
-_FONT = ("font-family:var(--jp-ui-font-family,sans-serif);font-size:var(--jp-ui-font-size1,13px);"
-         "color:var(--jp-ui-font-color1,#333);line-height:1.5")
-_CELL = "padding:2px 10px;text-align:right;border-bottom:1px solid var(--jp-border-color2,#e0e0e0)"
+# Mid-tones: about 4:1 on white and on JupyterLab Dark's #111 alike.
+_STATUS_COLOR = {"completed": "#2b8a3e", "running": "#1b7bd6", "stopped": "#dc4638",
+                 "failed": "#dc4638"}
+_GREY = "rgba(128,128,128,0.35)"   # lines and bar tracks, on either background
+_FONT = "font-size:13px;line-height:1.5"   # family and colour: the theme's, inherited
+_CELL = f"padding:2px 10px;text-align:right;border-bottom:1px solid {_GREY}"
 BAR_WIDTH = 260
 
 
@@ -52,12 +61,20 @@ def metrics_table_html(state: RunState) -> str:
             f"<thead><tr>{''.join(head)}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
+BAR_CELLS = 20   # characters of the text bar (where no style survives)
+
+
 def bar_html(fraction: float, color: str, width: int = BAR_WIDTH) -> str:
+    """A bar `fraction` full, of plain inline styles only (they survive
+    JupyterLab's sanitizer); its text twin shows where styles do not."""
     fraction = min(max(fraction, 0.0), 1.0)
-    return (f"<span style='display:inline-block;width:{width}px;height:9px;"
-            "background:var(--jp-layout-color3,#e0e0e0);border-radius:4px;vertical-align:middle'>"
-            f"<span style='display:block;width:{fraction * 100:.1f}%;height:9px;background:{color};"
-            "border-radius:4px'></span></span>")
+    full = round(fraction * BAR_CELLS)
+    text = "█" * full + "░" * (BAR_CELLS - full)
+    return (f"<span class='nbkeras-bar' style='display:inline-block;width:{width}px;height:9px;"
+            f"background:{_GREY};border-radius:4px;vertical-align:middle;font-size:0'>"
+            f"<span class='nbkeras-bar-fill' style='display:block;width:{fraction * 100:.1f}%;"
+            f"height:9px;background:{color};border-radius:4px'></span>"
+            f"<span class='nbkeras-bar-text'>{text}</span></span>")
 
 
 def _rate(rate: Optional[float]) -> str:
@@ -72,8 +89,9 @@ def panel_html(state: RunState) -> str:
     status = "compiling…" if state.compiling() else (
         "training" if running else state.status_line())
     header = (f"<div class='nbkeras-header'><b>{html.escape(state.name)}</b> · "
-              f"<span style='color:{color}'>{html.escape(status)}</span> · "
+              f"<span class='nbkeras-status' style='color:{color}'>{html.escape(status)}</span> · "
               f"{html.escape(state.device)}"
+              + (f" · {state.step_size} steps per call" if state.step_size > 1 else "")
               + (f" · <span class='nbkeras-telemetry'>{html.escape(state.telemetry)}</span>"
                  if state.telemetry else "")
               + f" · {fmt_duration(state.elapsed())}</div>")
@@ -94,8 +112,6 @@ def panel_html(state: RunState) -> str:
                 parts.append(_rate(rate))
             if state.epoch_eta() is not None and not (steps and step >= steps):
                 parts.append(f"ETA {fmt_duration(state.epoch_eta())}")
-        if state.step_size > 1:
-            parts.append(f"in steps of {state.step_size} (--steps-per-execution)")
         if state.batch_split:
             parts.append(state.batch_split)
         label = f"epoch {max(state.epoch, 1)}"
@@ -117,7 +133,7 @@ def panel_html(state: RunState) -> str:
 
 
 def _row(label: str, fraction: float, color: str, text: str, cls: str) -> str:
-    return (f"<div class='{cls}'><span style='display:inline-block;width:64px'>{label}</span>"
+    return (f"<div class='{cls}'><span style='display:inline-block;width:60px'>{label}</span> "
             f"{bar_html(fraction, color)} <span class='{cls}-text'>{html.escape(text)}</span></div>")
 
 
