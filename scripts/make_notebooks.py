@@ -18,8 +18,9 @@ writes it back with
 - no TensorFlow start-up lines on stderr.
 
 Cell sources and ids are left exactly as they are. CI re-runs the notebooks
-with `pytest --nbval-lax`, which compares only the cells that start with
-`# NBVAL_CHECK_OUTPUT`; tests/test_notebooks_meta.py checks the stored
+with `pytest --nbval-lax`, which compares only the cells tagged
+`nbval-check-output` (a cell tag: View → Right Sidebar → Property
+Inspector); tests/test_notebooks_meta.py checks the stored
 outputs (no widget state, no errors or log noise, sizes bounded).
 """
 import os

@@ -2,8 +2,9 @@
 
 The notebooks in `notebooks/` are both the rendered documentation (their
 stored outputs are what a reader sees on GitHub) and tests (CI runs them
-under `pytest --nbval-lax`, comparing the cells marked
-`# NBVAL_CHECK_OUTPUT`). These checks keep them fit for both: each one
+under `pytest --nbval-lax`, comparing the cells tagged
+`nbval-check-output`: a cell tag, which a reader does not see, where a
+`# NBVAL_CHECK_OUTPUT` comment would show in the code). These checks keep them fit for both: each one
 introduces itself, downloads nothing, has something for nbval to compare,
 and stores clean, small outputs.
 
@@ -25,7 +26,7 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 EXPECTED = {"quickstart", "cnn", "functional", "regression", "binary_metrics", "callbacks",
             "tf_data"}
-CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+CHECK_TAG = "nbval-check-output"   # nbval's tag form of `# NBVAL_CHECK_OUTPUT`
 MAX_CELL_OUTPUT = 100_000
 # The whole file: prose, code and outputs (a few PNGs). The largest tutorial
 # is about 120 KB; one that grows past this stores something it should not
@@ -85,11 +86,18 @@ def test_downloads_nothing(path):
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
 def test_has_cells_that_nbval_checks(path):
-    checked = [c for c in _code_cells(_read(path)) if c.source.lstrip().startswith(CHECK_MARK)]
-    assert checked, f"{path.name}: no `{CHECK_MARK}` cell, so CI would compare nothing"
+    checked = [c for c in _code_cells(_read(path)) if CHECK_TAG in c.metadata.get("tags", [])]
+    assert checked, f"{path.name}: no cell tagged `{CHECK_TAG}`, so CI would compare nothing"
     for cell in checked:
-        assert cell.outputs, (f"{path.name}: checked cell {cell.source.splitlines()[1:2]} has no "
+        assert cell.outputs, (f"{path.name}: checked cell {cell.source.splitlines()[:1]} has no "
                               "stored output to compare with")
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_a_reader_sees_no_test_markers(path):
+    """nbval's markers are cell tags, not comments shown in the code."""
+    for i, cell in enumerate(_code_cells(_read(path))):
+        assert "NBVAL_" not in cell.source, f"{path.name} code cell {i} shows an nbval comment"
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
