@@ -24,3 +24,11 @@ def clear_eval_iterator(model: Any) -> None:
     (a later `evaluate` would otherwise reuse the dead one)."""
     if getattr(model, "_eval_epoch_iterator", None) is not None:
         model._eval_epoch_iterator = None
+
+
+def loss_and_metrics_built(model: Any) -> bool:
+    """Whether `model`'s compiled loss and metrics are built (`fit` on JAX
+    builds them otherwise from one batch of a shuffled pass, which draws a
+    shuffle of its own)."""
+    return all(getattr(getattr(model, part, None), "built", True)
+               for part in ("_compile_loss", "_compile_metrics"))

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import DataError, UsageError
 from .checks import is_dataset
-from .script_parts import (carries_optimizer, compile_from_config_lines, data_stem,
+from .script_parts import (built_at_fit, carries_optimizer, compile_from_config_lines, data_stem,
                            device_choice, fit_seed_states, fresh_copy, is_literal, mixed_copy,
                            policy_of, python_random_kept, session_copies, spec_source)
 
@@ -196,8 +196,8 @@ class _Writer:
         build = self._build_model()  # first: it decides which imports the model needs
         data = self._data()
         callbacks = self._callbacks()
-        body = (self._setup() + build + self._instantiate() + self._seed() + [""] + data
-                + [""] + callbacks + self._fit() + [""] + self._finish())
+        body = (self._setup() + build + self._instantiate() + [""] + data + self._prebuild()
+                + self._seed() + [""] + callbacks + self._fit() + [""] + self._finish())
         return "\n".join(self._head() + body).rstrip() + "\n"
 
     # header and imports
@@ -355,6 +355,16 @@ class _Writer:
                 'streams = [v for v in model.variables if v.name == "seed_generator_state"]',
                 f'for stream, state in zip(streams, np.load(HERE / "{name}")):',
                 "    stream.assign(state)"]
+
+    def _prebuild(self) -> List[str]:
+        if not built_at_fit(self.plan, self.model):
+            return []
+        y = ("keras.tree.map_structure(first, y)" if self.plan.fit_kwargs.get("y") is not None
+             else "None")
+        return ["", "# the loss and metrics built before fit, as %fit has them (on JAX, fit would",
+                "# build them from a first shuffled batch, one shuffle more than in the notebook)",
+                f"first = lambda a: a[:{self.plan.batch_size}]  # one batch  # noqa: E731",
+                f"model.evaluate(keras.tree.map_structure(first, x), {y}, verbose=0)"]
 
     def _seed(self) -> List[str]:
         if self.plan.seed is None:
