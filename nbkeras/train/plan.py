@@ -42,6 +42,7 @@ class FitPlan:
     initial_epoch: int = 0
     steps: Optional[int] = None
     step_size: int = 1
+    auto_steps: bool = False             # steps per execution chosen at train time (`steps.py`)
     batch_size: int = 32
     notes: List[str] = field(default_factory=list)
     options: Dict[str, Any] = field(default_factory=dict)
@@ -268,11 +269,12 @@ def _epochs(args, info):
 
 
 def _step_size(args, model, steps: Optional[int]) -> int:
+    """Steps per call known before training: a number given, or the model's
+    own when compiled above 1; `auto` (the default) is 1 until the session
+    measures the step (`nbkeras.train.steps`)."""
     spe = args.steps_per_execution
-    if spe is None:
+    if spe is None or str(spe).lower() == "auto":
         return int(getattr(model, "steps_per_execution", 1) or 1)
-    if str(spe).lower() == "auto":
-        return max(1, min(32, (steps or 32) // 8))
     try:
         n = int(spe)
     except ValueError:
@@ -388,8 +390,13 @@ def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
 
 def _model_settings(args, plan: FitPlan, model) -> None:
     """--jit, --steps-per-execution: what this run sets on the model (the
-    session sets them and restores the old values afterwards)."""
-    if args.steps_per_execution is not None and plan.step_size != model.steps_per_execution:
+    session sets them and restores the old values afterwards). `auto` (the
+    default) is decided by the session, unless the model was compiled with
+    `steps_per_execution` above 1: that choice stands."""
+    spe = args.steps_per_execution
+    auto = spe is None or str(spe).lower() == "auto"
+    plan.auto_steps = auto and plan.step_size == 1
+    if not auto and plan.step_size != model.steps_per_execution:
         plan.model_settings["steps_per_execution"] = plan.step_size
     if args.jit and not model.jit_compile:
         plan.model_settings["jit_compile"] = True

@@ -197,6 +197,10 @@ class FitSession:
         watching = [TelemetryCallback(self.watch, self.state)] if self.watch.active else []
         try:
             with self._fit_scope():
+                from .steps import auto_steps  # the default: steps per call from a probe
+                note = auto_steps(self, callbacks)
+                if note:
+                    print(f"nbkeras: {note}")
                 self.model.fit(plan.x, callbacks=plan.callbacks + watching + callbacks,
                                **plan.fit_kwargs)
             self.kept_epoch = restored_epoch(plan.callbacks)
