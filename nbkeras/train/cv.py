@@ -204,7 +204,8 @@ def run_cv(shell, args, plan, model, info):
         kw["validation_data"] = (_take(plan.x, held), _take(plan.y, held))
         if sw is not None:
             kw["sample_weight"] = _take(sw, train)
-        fold_plan = type(plan)(**{**plan.__dict__, "x": _take(plan.x, train), "fit_kwargs": kw,
+        fold_plan = type(plan)(**{**plan.__dict__, "x": _take(plan.x, train), "y": kw["y"],
+                                  "fit_kwargs": kw,
                                   "options": {**plan.options, "cv_group": group, "fold": k},
                                   "steps": math.ceil(len(train) / plan.batch_size),
                                   "settle": {}, "mixed_precision": False})
