@@ -178,3 +178,40 @@ def test_auto_trains_the_same_losses_on_jax(tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["backend"] == "jax" and out["chosen"][0] > 1
     np.testing.assert_allclose(out["auto"], out["one"], rtol=1e-5)
+
+
+ONE_DEVICE = textwrap.dedent("""
+    import contextlib, io, json, numpy as np, keras
+    from IPython.core.interactiveshell import InteractiveShell
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "nbkeras")
+    rng = np.random.default_rng(0)
+    ip.user_ns.update(x=rng.normal(size=(256, 8)).astype("float32"), y=rng.integers(0, 2, 256))
+    def make():
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, activation="softmax")])
+        m.compile("adam", "sparse_categorical_crossentropy")
+        ip.user_ns["m"] = m
+        return m
+    make()
+    one = ip.run_line_magic("fit", "m x y -e 2 --seed 1 --quiet")
+    original = make()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        dev = ip.run_line_magic("fit", "m x y -e 2 --seed 1 --quiet --devices 1")
+    import nbkeras
+    print(json.dumps({"said": out.getvalue(), "same_model": ip.user_ns["m"] is original,
+                      "devices": [r["device"] for r in nbkeras.runs()],
+                      "loss": [one.history["loss"], dev.history["loss"]]}))
+""")
+
+
+def test_devices_over_one_device_is_a_plain_run(tmp_path):
+    env = dict(os.environ, KERAS_BACKEND="jax", NBKERAS_HOME=str(tmp_path), JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", ONE_DEVICE], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "rebuilt" not in out["said"] and out["same_model"]   # no distributed copy
+    assert out["devices"][0] == out["devices"][1]
+    assert out["loss"][0] == out["loss"][1]

@@ -306,6 +306,8 @@ def plan_devices(args, plan, info) -> None:
                              "copy at a time on one device")
         devices = parse_devices(text)
     plan.devices = list(devices) if devices else None
+    if plan.devices and plan.devices == available_devices()[:1]:
+        plan.devices = None  # the one default device: a plain run (a distribution cost 1/3)
     if not plan.devices:
         return
     k = len(plan.devices)
