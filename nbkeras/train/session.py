@@ -102,8 +102,11 @@ class FitSession:
         self._fit_scope = contextlib.nullcontext  # --devices: Keras' distribution around fit
         self._oom = False
         # the epoch (Keras' number + 1) whose weights Keras' EarlyStopping put back
-        # at the end of `fit`: None when the model holds the last epoch's
+        # at the end of `fit`, or `LastGood` after a failure: None when the model
+        # holds the last epoch's
         self.kept_epoch: Optional[int] = None
+        self.last_good = None  # the `LastGood` callback of the run in flight
+        self.held: Optional[str] = None  # what the model holds when `LastGood` put it back
 
     # -- entering: each step registers how to undo itself ----------------------
     def __enter__(self) -> "FitSession":
@@ -195,22 +198,41 @@ class FitSession:
         plan = self.plan
         self.watch = DeviceWatch(devices=plan.devices)  # device memory, read at epoch ends
         watching = [TelemetryCallback(self.watch, self.state)] if self.watch.active else []
+        from .lastgood import LastGood
+        self.last_good = LastGood()  # last: it keeps only the epochs the run recorded
         try:
             with self._fit_scope():
                 from .steps import auto_steps  # the default: steps per call from a probe
                 note = auto_steps(self, callbacks)
                 if note:
                     print(f"nbkeras: {note}")
-                self.model.fit(plan.x, callbacks=plan.callbacks + watching + callbacks,
-                               **plan.fit_kwargs)
+                self.model.fit(plan.x, callbacks=plan.callbacks + watching + callbacks
+                               + [self.last_good], **plan.fit_kwargs)
             self.kept_epoch = restored_epoch(plan.callbacks)
         except Exception as exc:
+            self._settle()
             self._failed(exc)
         except KeyboardInterrupt:  # a second interrupt, or one between two batches
+            self._settle()
             self.status = "stopped"
+        except BaseException:
+            self._settle()
+            raise
         finally:
             from ..keras_private import clear_eval_iterator
             clear_eval_iterator(self.model)
+
+    def _settle(self) -> None:
+        """After `fit` raised: the model holds readable, finite weights (the
+        last step's, or else the last good copy, `nbkeras.train.lastgood`)."""
+        if self.last_good is None:
+            return
+        try:
+            self.held = self.last_good.settle()
+        except Exception:  # noqa: BLE001 - the run's own error is the one to show
+            self.held = None
+        if self.held is not None and self.last_good.epoch is not None:
+            self.kept_epoch = self.last_good.epoch
 
     def _failed(self, exc: Exception) -> None:
         from .callback import NonFiniteLoss, StopRequested
@@ -222,7 +244,8 @@ class FitSession:
             self.error = DataError(
                 f"loss became {exc.value} at epoch {exc.epoch}, batch {exc.batch}: training "
                 "stopped. A lower learning rate or normalized inputs (e.g. x / 255) usually "
-                "help; the weights may hold NaN now, so rebuild the model")
+                f"help; the model holds {self.held or 'the weights of its last step'}, "
+                "the last finite ones")
         elif is_oom(exc):
             from .telemetry import oom_error
             self._oom = True

@@ -330,8 +330,10 @@ def oom_error(session):
     n = len(plan.devices) if plan.devices else 1
     if fitted and n > 1 and fitted % n:
         fitted = None
-    return UsageError(oom_message(bs, watch.peak if watch is not None else None,
-                                  reading.total if reading is not None else None, fitted, n))
+    message = oom_message(bs, watch.peak if watch is not None else None,
+                          reading.total if reading is not None else None, fitted, n)
+    held = getattr(session, "held", None)  # the failed step had the model's state
+    return UsageError(f"{message} (the model holds {held})" if held else message)
 
 
 def release_memory(model=None) -> None:
