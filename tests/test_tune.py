@@ -241,7 +241,7 @@ def test_worker_and_resumed_sampler_streams_differ_from_the_kernel_stream():
     assert stream_seed(5, 2, worker=1) == stream_seed(5, 2, worker=1)
 
 
-def test_a_resumed_grid_runs_only_the_points_left(ip, capsys):
+def test_a_resumed_grid_runs_only_the_points_left(ip, capsys, monkeypatch):
     ip.run_cell(DATA).raise_error()
     ip.run_cell("%%model g\ninput 64\ndense {4, 8, 16} relu\ndense 10 softmax").raise_error()
     ip.run_line_magic("tune", "g x y --trials 2 -e 1 --val xv yv --sampler grid --quiet")
@@ -249,8 +249,9 @@ def test_a_resumed_grid_runs_only_the_points_left(ip, capsys):
                                    "--quiet")
     assert sorted(df["dense.units"]) == [4, 8, 16]           # the third point, once
     capsys.readouterr()
-    df = ip.run_line_magic("tune", "g x y --trials 2 -e 1 --val xv yv --sampler grid --resume "
-                                   "--quiet")
+    import nbkeras.view.text
+    monkeypatch.setattr(nbkeras.view.text, "has_rich_frontend", lambda shell: True)
+    df = ip.run_line_magic("tune", "g x y --trials 2 -e 1 --val xv yv --sampler grid --resume")
     assert len(df) == 3
     assert ("nbkeras: study 'g' has run every point of its grid (3): no new trial"
             in capsys.readouterr().out)
@@ -266,7 +267,7 @@ def test_a_resumed_search_counts_only_its_new_trials(tn, monkeypatch):
     monkeypatch.setattr(tn.display_pub, "publish",
                         lambda data, *a, **k: shown.append(data.get("text/html", "")))
     tn.run_line_magic("tune", "tn x y --trials 2 -e 1 --val xv yv --resume")
-    counts = [re.search(r"></span></span> (\d+/\d+)", h) for h in shown
+    counts = [re.search(r"</span></span> (\d+/\d+)", h) for h in shown
               if "nbkeras-tune" in h]
     counts = [c.group(1) for c in counts if c]
     assert counts[0] == "0/2" and counts[-1] == "2/2", counts

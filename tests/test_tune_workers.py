@@ -207,7 +207,7 @@ def test_workers_need_arrays_not_a_dataset(tn):
     tn.run_cell("import tensorflow as tf\nds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)"
                 ).raise_error()
     with pytest.raises(UsageError, match="give arrays"):
-        tn.run_line_magic("tune", "tn ds --trials 2 --workers 2 -e 1 --quiet")
+        tn.run_line_magic("tune", "tn ds --trials 2 --workers 2 -e 1 --val ds --quiet")
 
 
 def test_on_a_machine_with_several_gpus_each_worker_gets_one(tmp_path, monkeypatch, capsys):

@@ -378,7 +378,8 @@ def run_tune(shell, args, magics):
                        seed=args.seed)
     folder = study_folder(study_name, url)
     best, best_model, stopped = state.best(), None, False
-    if limit == 0:
+    if limit == 0:  # a grid run in full: the study's trials as they are
+        view.start()
         state.status = "completed"
     elif workers is not None:
         from .parallel import run_workers
