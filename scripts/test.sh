@@ -17,12 +17,19 @@ NBKERAS_HOME="$(mktemp -d)"; export NBKERAS_HOME
 if [ -f labextension/package.json ] && grep -q '"test"' labextension/package.json; then
   (cd labextension && (test -d node_modules || npm install --no-audit --no-fund -q) && npm test)
 fi
+# The training paths' oracle and invariant tests run a second time on Keras'
+# JAX backend (the rest of the suite runs on TensorFlow, and runs JAX in
+# subprocesses where it matters).
+JAX_TESTS=(tests/test_kept_weights.py tests/test_invariants.py)
 set +e
 .venv/bin/python -m pytest tests --nbval-lax notebooks --nbval-sanitize-with notebooks/sanitize.cfg "$@"
 rc=$?
+KERAS_BACKEND=jax JAX_PLATFORMS=cpu .venv/bin/python -m pytest "${JAX_TESTS[@]}" "$@"
+rc_jax=$?
 set -e
-if [ "$rc" = 5 ]; then
+if [ "$rc" = 5 ] || [ "$rc_jax" = 5 ]; then
   echo "error: pytest collected no tests" >&2
   exit 1
 fi
-exit "$rc"
+if [ "$rc" != 0 ]; then exit "$rc"; fi
+exit "$rc_jax"
