@@ -201,7 +201,8 @@ def check_panel_rate(shell, sessions, quick):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch * steps, 784)).astype("float32")
     y = rng.integers(0, 10, size=batch * steps)
-    out = step_rates(shell, sessions, lambda spe=1: _mlp784(keras, spe), x, y, batch, epochs, rounds)
+    out = step_rates(shell, sessions, lambda spe=1: _mlp784(keras, spe), x, y, batch, epochs, rounds,
+                     fixed=(32,) if quick else (8, 32, 128))
     out["targets"] = {"default_at_least_1.5x": (out["vs_fit_verbose0"]["fit_magic_default"] or 0)
                       >= 1.5,
                       "spe1_at_least_0.98x": (out["vs_fit_verbose0"]["fit_magic_spe1"] or 0)
