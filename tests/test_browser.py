@@ -335,7 +335,7 @@ def test_sidebar_follows_a_run_live(lab, browser):
         expect(details).to_contain_text("digits · run #")
         expect(details.get_by_role("img", name="loss curves")).to_be_visible()
         expect(details.get_by_role("img", name="accuracy curves")).to_be_visible()
-        expect(details.get_by_role("table", name="Final metrics")).to_contain_text("val_accuracy")
+        expect(details.get_by_role("table", name="Results")).to_contain_text("val_accuracy")
         expect(details.locator("pre.nbk-spec")).to_have_text(spec)
         details.get_by_role("button", name="Copy as %%model cell").click()
         expect(details.get_by_role("button", name="Copied")).to_be_visible()
