@@ -150,7 +150,7 @@ def test_a_search_with_two_workers_returns_every_trial_and_binds_the_best_model(
     # while the workers import Keras the display says why nothing moves yet
     assert any("starting 2 worker processes" in h for h in tables[:3])
     final = tables[-1]
-    assert "completed" in final and final.count("<td>complete</td>") == 4
+    assert "completed" in final and final.count("<td>completed</td>") == 4  # the registry's word
     assert any("<svg" in h for h in shown)                         # the objective chart
     import nbkeras
     runs = [r for r in nbkeras.runs(model="tn") if r["study"] == "tn"]
