@@ -76,7 +76,9 @@ def test_sequential_spec_script_trains_the_same_model_and_the_cell_trains_nothin
     assert not (tmp_path / "log.csv").exists()
 
     folder = tmp_path / "nbkeras_code" / "m"
-    assert sorted(p.name for p in folder.iterdir()) == ["train.py", "x.npy", "y.npy"]
+    # the data, and the state %fit starts from: initial weights, dropout's seed stream
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "m.start.seeds.npy", "m.start.weights.h5", "train.py", "x.npy", "y.npy"]
     np.testing.assert_array_equal(np.load(folder / "x.npy"), nb.user_ns["x"])
     code = (folder / "train.py").read_text()
     # the loss %fit settles from the labels, the options as the Keras objects nbkeras makes
@@ -268,7 +270,7 @@ def test_on_jax_too(tmp_path):
                NBKERAS_HOME=str(tmp_path / "home"))
     code = JAX_NOTEBOOK.format(tests=os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, env=env, timeout=300)
+                          text=True, env=env, timeout=900)  # five models, ten %fit lines
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
     histories = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -321,26 +321,11 @@ def fit_seed_states(plan, model, info) -> List[np.ndarray]:
 
 def built_at_fit(plan, model) -> bool:
     """Whether `%fit` calls `fit` with the model's loss and metrics built:
-    they are now and the run neither recompiles (a loss settled from the
-    labels) nor copies the model, or the step-time probe of
-    `nbkeras.train.steps.auto_steps` trains it first."""
+    they are now, and the run neither recompiles (a loss settled from the
+    labels) nor copies the model. (The step-time probe of
+    `nbkeras.train.steps` builds them too, and then draws the shuffle that
+    Keras would have drawn to build them: it changes nothing here.)"""
     from ..keras_private import loss_and_metrics_built
     loss = (model.get_compile_config() or {}).get("loss")
-    if (loss_and_metrics_built(model) and _settled(loss, plan.settle) == loss
-            and not session_copies(plan, model)):
-        return True
-    return _probed(plan, model)
-
-
-def _probed(plan, model) -> bool:
-    """Whether `auto_steps` will probe: its conditions for array data and
-    Keras' callbacks (the only ones a script is written for)."""
-    if not getattr(plan, "auto_steps", False):
-        return False
-    try:
-        from .steps import MAX_PROBE_BYTES, _nbytes, _state
-    except ImportError:  # no probe in this version
-        return False
-    if int(model.steps_per_execution or 1) > 1 or (plan.steps is not None and plan.steps < 4):
-        return False
-    return _nbytes(_state(model)) <= MAX_PROBE_BYTES
+    return (loss_and_metrics_built(model) and _settled(loss, plan.settle) == loss
+            and not session_copies(plan, model))
