@@ -75,6 +75,37 @@ OVERFLOWING = """(panel) => {
 }"""
 
 
+FIT_LINE_CUT = """(pre) => {
+    // the %fit line wraps between its flags (or inside one too long for the
+    // pane), never running past the pane's edge
+    const edge = pre.getBoundingClientRect().right;
+    const out = [...pre.querySelectorAll('.nbk-nowrap')]
+        .filter(el => el.getBoundingClientRect().right > edge + 1).map(el => el.textContent);
+    if (pre.scrollWidth > pre.clientWidth + 1) out.push('(the line scrolls)');
+    return out;
+}"""
+
+TEXTS_OVERLAP = """(svg) => {
+    // any two texts of the parallel coordinates drawn over each other, or
+    // out of the figure
+    const texts = [...svg.querySelectorAll('text')];
+    const boxes = texts.map(t => t.getBoundingClientRect());
+    const frame = svg.getBoundingClientRect();
+    const out = [];
+    boxes.forEach((a, i) => {
+        if (a.left < frame.left - 1 || a.right > frame.right + 1) out.push(texts[i].textContent);
+        boxes.slice(i + 1).forEach((b, k) => {
+            const x = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+            const y = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+            if (x > 0.5 && y > 0.5) {
+                out.push(`${texts[i].textContent} / ${texts[i + 1 + k].textContent}`);
+            }
+        });
+    });
+    return out;
+}"""
+
+
 def test_compare_two_runs_and_delete_one_at_the_default_width(lab, browser):
     reg = Registry(lab.home)
     a = _train(reg, "digits", SPEC_A, _options(val_split=0.2), "CPU", 1.0)
@@ -146,6 +177,20 @@ def test_compare_two_runs_and_delete_one_at_the_default_width(lab, browser):
             "%fit digits_wide x y -b 64 --val-split 0.2 --seed 3")
         expect(details.get_by_role("img", name="loss curves")).to_be_visible()
         panel.screenshot(path=str(IMG / "sidebar-details.png"))
+
+        assert details.locator("pre.nbk-fitline").evaluate(FIT_LINE_CUT) == []
+        long_line = _train(reg, "digits", SPEC_A, _options(
+            x="x_train_augmented_normalized", y="y_train_onehot",
+            val=["x_validation_normalized", "y_validation_onehot"], early_stop=3,
+            monitor="val_sparse_categorical_accuracy"), "CPU", 1.0)
+        long_row = panel.get_by_role("option", name=f"digits run {long_line}", exact=True)
+        expect(long_row).to_be_visible(timeout=5_000)
+        long_row.click()
+        fit = details.get_by_label("The %fit line of this run")
+        expect(fit).to_contain_text("--monitor val_sparse_categorical_accuracy")
+        assert fit.evaluate(FIT_LINE_CUT) == []
+        panel.screenshot(path=str(IMG / "sidebar-fit-line.png"))
+        rows[b].click()
 
         # Delete it, with confirmation: gone from the list and from the file.
         details.get_by_role("button", name="Delete run").click()
@@ -298,6 +343,8 @@ def test_studies_and_folds_are_rows_that_open_and_read_in_the_dark_theme(
         cv = ip.run_line_magic("fit", "cvm x y --cv 3 -e 1 --quiet")
         folds = panel.get_by_role("option", name=re.compile(r"^cross-validation cv-cvm-"))
         expect(folds).to_contain_text("3 folds", timeout=15_000)
+        # named by the model it validated, not by the clock time it started
+        expect(folds.locator(".nbk-group-name")).to_have_text("cvm")
         mean, std = cv.loc["mean", "val_accuracy"], cv.loc["std", "val_accuracy"]
         expect(folds).to_contain_text(f"val_accuracy {fmt(mean)} ± {fmt(std)}")
         assert panel.evaluate(NUMBERS_CUT) == []
@@ -359,6 +406,15 @@ def test_studies_and_folds_are_rows_that_open_and_read_in_the_dark_theme(
             [str(int(r["trial"])) for r in ordered])
         expect(body.locator("td:nth-child(2)")).to_have_text([fmt(r["value"]) for r in ordered])
         assert panel.evaluate(NUMBERS_CUT) == []
+        # At the default width: no axis name or tick drawn over another, a
+        # long name shortened with the whole name on hover; the table's
+        # headings whole (wrapped after a dot or an underscore, never cut),
+        # its states marked with the word on hover.
+        assert view.evaluate(TEXTS_OVERLAP) == []
+        expect(view.locator(".nbk-pc-name").nth(2)).to_contain_text("learning_rate")
+        expect(table.locator(".nbk-sort-label")).to_have_text(
+            ["trial", "val_loss", "width", "dropout.rate", "optimizer.learning_rate", "state"])
+        expect(body.locator("td:last-child").first).to_have_attribute("title", "completed")
         assert _contrast(page, study.locator(".nbk-group-name"), study) >= 4.5
         IMG.mkdir(parents=True, exist_ok=True)
         panel.screenshot(path=str(IMG / "sidebar-study.png"))

@@ -112,7 +112,8 @@ function ParallelCoordinates(props: {
           // names alternate between two rows so neighbours never collide
           const labelY = i % 2 === 0 ? 9 : 19;
           const anchor = i === 0 ? 'start' : i === axes.length - 1 ? 'end' : 'middle';
-          const labelRoom = anchor === 'middle' ? 2 * room - 8 : room + 10;
+          // a name shares its row with the names two axes away: half that gap each
+          const labelRoom = anchor === 'middle' ? 2 * room - 12 : room + 6;
           return (
             <g key={axis.name} className="nbk-pc-axis">
               <line className="nbk-axis" x1={x} x2={x} y1={box.top} y2={box.bottom} />
@@ -231,8 +232,8 @@ function TrialsTable(props: { group: StudyGroup; onSelectRun: (id: number) => vo
                     title={`${label}: click to sort`}
                     onClick={() => click(column)}
                   >
-                    <span className="nbk-sort-label">{label}</span>
-                    {sorted ? (ascendingNow ? ' ▴' : ' ▾') : ''}
+                    <span className="nbk-sort-label">{breakable(label)}</span>
+                    {sorted ? (ascendingNow ? '\u00a0▴' : '\u00a0▾') : ''}
                   </button>
                 </th>
               );
@@ -264,13 +265,38 @@ function TrialsTable(props: { group: StudyGroup; onSelectRun: (id: number) => vo
                     : valueText(trial.values[name])}
                 </td>
               ))}
-              <td className={`nbk-kind nbk-status-${trial.status}`}>{trial.status}</td>
+              <td
+                className={`nbk-kind nbk-status-${trial.status}`}
+                title={trial.status}
+                aria-label={trial.status}
+              >
+                {STATUS_MARK[trial.status] ?? trial.status}
+              </td>
             </tr>
           ))}
         </tbody>
       </table>
     </div>
   );
+}
+
+/** A trial's state as the run list marks it (the word on hover). */
+const STATUS_MARK: Record<string, string> = {
+  running: '●',
+  completed: '✓',
+  stopped: '■',
+  failed: '✗',
+  interrupted: '⚠'
+};
+
+/** A column name that may wrap after its dots and underscores, never mid-word. */
+function breakable(label: string): JSX.Element[] {
+  return label.split(/(?<=[._])/).map((part, i) => (
+    <React.Fragment key={i}>
+      {i > 0 ? <wbr /> : null}
+      {part}
+    </React.Fragment>
+  ));
 }
 
 export interface CvViewProps {

@@ -9,7 +9,7 @@
 
 import * as React from 'react';
 
-import { memberLabel, RunGroup } from './groups';
+import { cvLabel, memberLabel, RunGroup } from './groups';
 import { DIRECTION_ARROW, TrialLine, trialLine, trialLineTitle } from './trialrow';
 
 import {
@@ -212,7 +212,9 @@ function GroupRow(props: GroupRowProps): JSX.Element {
   } else {
     value = 'no fold done';
   }
-  const title = [what, count, done, metric ? `${metric}: ${value}` : value, detail]
+  const started = study ? '' : `started ${startedText(group.runs)}`;
+  const title = [what, count, done,
+    metric ? `${metric}: ${value}` : value, detail, started]
     .filter(Boolean)
     .join(' · ');
   return (
@@ -239,7 +241,7 @@ function GroupRow(props: GroupRowProps): JSX.Element {
           {props.expanded ? '▾' : '▸'}
         </button>
         <span className="nbk-group-kind">{study ? 'study' : 'cv'}</span>{' '}
-        <span className="nbk-group-name">{study ? group.name : startedText(group.runs)}</span>{' '}
+        <span className="nbk-group-name">{study ? group.name : cvLabel(group)}</span>{' '}
         <span className="nbk-group-count">
           {count}
           {done ? ` · ${done}` : ''}

@@ -289,6 +289,15 @@ export function findGroup(
   return members.length ? makeGroup(key, members, metric) : null;
 }
 
+/**
+ * A cross-validation's name in its row: the model it validated (the row's
+ * badge says cross-validation, its count the folds); never a clock time,
+ * which says nothing of what was validated (the start is in the tooltip).
+ */
+export function cvLabel(group: CvGroup): string {
+  return group.model;
+}
+
 /** What a run is inside its group: 'trial 3', 'fold 2 of 3', 'trial 3 · fold 2'. */
 export function memberLabel(run: RunSummary): string {
   const g = run.group;

@@ -191,10 +191,22 @@ export function layout(axes: number, width = 240, height = 170): Layout {
   return { width, height, top: 34, bottom: height - 16, xs };
 }
 
-/** `text` cut to about `room` SVG units of 9px text, with an ellipsis. */
-export function fitText(text: string, room: number, charWidth = 5.1): string {
+/**
+ * `text` in about `room` SVG units of 9px monospace text (5.5 units a
+ * character): whole when it fits, else a dotted name's last part
+ * ('optimizer.learning_rate' -> 'learning_rate'), else cut with an
+ * ellipsis. The view puts the whole text in a tooltip.
+ */
+export function fitText(text: string, room: number, charWidth = 5.5): string {
   const max = Math.max(2, Math.floor(room / charWidth));
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+  if (text.length <= max) {
+    return text;
+  }
+  const last = text.slice(text.lastIndexOf('.') + 1);
+  if (last && last !== text && last.length <= max) {
+    return last;
+  }
+  return `${text.slice(0, max - 1)}…`;
 }
 
 /** The points of a trial's line across the axes (axes it has no value on are skipped). */

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
+  cvLabel,
   findGroup,
   groupKey,
   heldValue,
@@ -166,6 +167,11 @@ test('a cross-validation shows mean ± std (n - 1) of the key metric over comple
   assert.equal(meanStd([]), null);
 });
 
+test('a cross-validation is named by its model, not a clock time', () => {
+  const g = findGroup(FOLDS, groupKey(FOLDS[0]) as string, 'val_accuracy') as CvGroup;
+  assert.equal(cvLabel(g), 'tn');
+});
+
 test('a cross-validated trial of a study is one trial: the mean over its folds', () => {
   const cv = (id: number, n: number, k: number, v: number): RunSummary =>
     trial(id, n, v, {}, { cv_group: `cv-tn-${n}`, fold: k, folds: 2 });
@@ -250,6 +256,8 @@ test('the objective axis puts the best at the top; colours grade by goodness', (
   assert.equal(goodness(0.3, [0.3, 0.5], 'max'), 0);
   assert.equal(fitText('optimizer.learning_rate', 40), 'optimi…');
   assert.equal(fitText('width', 40), 'width');
+  // a dotted name too long for its room keeps its last part, whole
+  assert.equal(fitText('optimizer.learning_rate', 80), 'learning_rate');
 });
 
 /** The open study's trial rows: [run id, what its metric line shows]. */
