@@ -1,6 +1,7 @@
 """What a reader of a saved notebook meets: a notebook executed headlessly
 (nbclient, as `scripts/make_notebooks.py` stores the tutorials), opened
-untrusted in JupyterLab in the light and the dark theme, and converted to
+untrusted in JupyterLab in the light and the dark theme and in Notebook 7,
+and converted to
 HTML by nbconvert in both themes, and with every style stripped (as GitHub
 shows an output).
 
@@ -24,7 +25,9 @@ import nbformat
 import pytest
 from playwright.sync_api import expect
 
-from test_browser import IMG, browser, lab, open_lab, write_notebook  # noqa: F401 - fixtures
+from test_browser import (IMG, TOKEN, browser, lab, open_lab,  # noqa: F401 - fixtures
+                          write_notebook)
+from test_browser_notebook7 import nb7  # noqa: F401 - fixture
 from test_browser_sidebar import CONTRAST, _use_theme
 
 SHOTS = IMG / "reader"
@@ -157,6 +160,21 @@ def test_untrusted_in_jupyterlab_light_and_dark(executed, lab, browser):
             _use_theme(page, "JupyterLab Light")  # the setting outlives the page
         finally:
             context.close()
+
+
+def test_untrusted_in_notebook7(executed, nb7, browser):
+    (nb7.root / executed.name).write_bytes(executed.read_bytes())
+    context = browser.new_context(viewport={"width": 1300, "height": 1600})
+    page = context.new_page()
+    try:
+        page.goto(f"{nb7.url}/notebooks/{executed.name}?token={TOKEN}")
+        cells = page.locator(".jp-CodeCell")
+        expect(cells).to_have_count(len(CELLS), timeout=90_000)
+        record = cells.nth(FIT).locator(".nbkeras-panel")
+        seen = _check_record(page, record, SHOTS / "fit-record-notebook7.png", False)
+        assert seen["dataStatus"] is None  # sanitized: it was opened untrusted
+    finally:
+        context.close()
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
