@@ -20,7 +20,7 @@ fi
 # The training paths' oracle and invariant tests run a second time on Keras'
 # JAX backend (the rest of the suite runs on TensorFlow, and runs JAX in
 # subprocesses where it matters).
-JAX_TESTS=(tests/test_kept_weights.py tests/test_invariants.py)
+JAX_TESTS=(tests/test_kept_weights.py tests/test_invariants.py tests/test_tune_invariants.py)
 set +e
 .venv/bin/python -m pytest tests --nbval-lax notebooks --nbval-sanitize-with notebooks/sanitize.cfg "$@"
 rc=$?
