@@ -256,7 +256,8 @@ def session_copies(plan, model) -> List[str]:
     if plan.mixed_precision and not is_mixed(model):
         copies.append("mixed")
     devices = getattr(plan, "devices", None)
-    if devices and ("mixed" in copies or placed_on(model) != tuple(devices)):
+    wanted = tuple(devices) if isinstance(devices, (list, tuple)) else devices
+    if devices and ("mixed" in copies or placed_on(model) != wanted):
         copies.append("devices")
     return copies
 
