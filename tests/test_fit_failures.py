@@ -215,7 +215,7 @@ def test_a_data_source_that_fails_mid_epoch_leaves_the_last_steps_weights(outcom
 
 
 def test_a_nan_loss_leaves_the_last_finite_epochs_weights(outcome):
-    assert "loss became nan at epoch 2" in outcome["d_error"]
+    assert "loss became nan in epoch 2" in outcome["d_error"]
     assert "the model holds the weights of epoch 1" in outcome["d_error"]
     _same(outcome["d_after"], outcome["d_plain_epoch1"])
     assert outcome["d_run"]["status"] == "failed" and len(outcome["d_run"]["epochs"]) == 1

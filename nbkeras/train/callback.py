@@ -47,7 +47,7 @@ class NonFiniteLoss(Exception):
 
     def __init__(self, epoch: int, batch: int, value: float):
         self.epoch, self.batch, self.value = epoch, batch, value
-        super().__init__(f"loss became {value} at epoch {epoch}, batch {batch}")
+        super().__init__(f"loss became {value} in epoch {epoch} (seen by batch {batch})")
 
 
 class LiveCallback(keras.callbacks.Callback):

@@ -242,7 +242,7 @@ class FitSession:
         self.status = "failed"
         if isinstance(exc, NonFiniteLoss):
             self.error = DataError(
-                f"loss became {exc.value} at epoch {exc.epoch}, batch {exc.batch}: training "
+                f"loss became {exc.value} in epoch {exc.epoch} (seen by batch {exc.batch}): training "
                 "stopped. A lower learning rate or normalized inputs (e.g. x / 255) usually "
                 f"help; the model holds {self.held or 'the weights of its last step'}, "
                 "the last finite ones")
