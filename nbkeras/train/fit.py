@@ -196,8 +196,33 @@ def finish(plan, session, state, view) -> None:
             message = f"ended at epoch {last} of {plan.epochs}: the data ran out"
         elif held:  # Keras restores the best weights at the end of a full run too
             message = f"completed {plan.epochs} epochs: {held}"
+    note = speed_note(plan, session, state)
+    if note:
+        message = f"{message} · {note}" if message else note
     state.finish(session.status, message)
     view.finish(state)
+
+
+def speed_note(plan, session, state) -> str:
+    """'mixed precision ran at 0.72x ...' when this run, in mixed precision,
+    trained slower than the model's previous float32 run at the same batch
+    size (small models gain nothing from it, and the casts cost); ''
+    otherwise. Each completed run leaves its steady steps/s for the next."""
+    from .device import is_mixed
+    rate = state.batch_rate()
+    if session.status != "completed" or not rate:
+        return ""
+    mixed = is_mixed(session.model)
+    extra = session.info.extra
+    before = extra.get("speed")
+    extra["speed"] = {"mixed": mixed, "rate": rate, "batch": plan.batch_size,
+                      "steps_per_call": plan.step_size}
+    if (not mixed or not before or before["mixed"] or before["batch"] != plan.batch_size
+            or rate >= 0.95 * before["rate"]):
+        return ""
+    return (f"mixed precision ran at {rate / before['rate']:.2f}x the speed of the previous "
+            "float32 run: it pays off on large matrix products on GPUs with float16 or "
+            "bfloat16 units; drop --mixed-precision for this model")
 
 
 def remember(plan, session, state):
