@@ -32,3 +32,21 @@ def loss_and_metrics_built(model: Any) -> bool:
     shuffle of its own)."""
     return all(getattr(getattr(model, part, None), "built", True)
                for part in ("_compile_loss", "_compile_metrics"))
+
+
+def mirrored_strategy(devices, key_base: int):
+    """A `tf.distribute.MirroredStrategy` over `devices` whose collective
+    group keys start at `key_base + 1`.
+
+    TensorFlow numbers the device groups of each strategy's all-reduce from
+    1, in one table per process: a second strategy over a different number
+    of devices joins group 1 with another size, the collective fails
+    (`InternalError: ... joining a group with size4, but that group has
+    size 2`) and is aborted for every later one. TensorFlow's own tests
+    keep strategies apart with the class attribute `_collective_key_base`,
+    read when a strategy is made; a subclass sets it per strategy.
+    """
+    import tensorflow as tf
+    cls = type("MirroredStrategy", (tf.distribute.MirroredStrategy,),
+               {"_collective_key_base": int(key_base)})
+    return cls(list(devices))

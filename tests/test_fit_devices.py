@@ -25,6 +25,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from nbkeras.errors import UsageError
@@ -246,15 +247,52 @@ def test_asking_for_more_devices_than_the_kernel_has(run):
     assert str(err.value) == "--devices 2: this kernel has 1 device: cpu:0"
 
 
-def test_batch_split_and_the_even_sample_counts():
+def test_batch_split_text():
     assert distribute.batch_text(256, 4) == "batch 256 = 4 × 64"
     assert distribute.batch_text(256, 1) == "" and distribute.batch_text(None, 4) == ""
-    assert distribute._evenly(1001, 4, None) == 1000
-    assert distribute._evenly(1000, 4, 0.2) == 1000          # 800 + 200
-    m = distribute._evenly(1003, 4, 0.25)
-    train = int(m * 0.75)
-    assert train % 4 == 0 and (m - train) % 4 == 0 and m <= 1003
-    assert distribute._evenly(3, 4, None) is None
+
+
+def _planned(n, k, split=None, val=None, weights=False):
+    from types import SimpleNamespace
+    x = np.arange(n, dtype="float32").reshape(n, 1)
+    kw = {"y": np.arange(n), "batch_size": 4, "validation_split": split}
+    if weights:
+        kw["sample_weight"] = np.arange(n) / n
+    if val is not None:
+        kw["validation_data"] = (np.arange(val, dtype="float32").reshape(val, 1), np.arange(val))
+    plan = SimpleNamespace(x=x, y=kw["y"], fit_kwargs=kw, notes=[], batch_size=4, steps=None)
+    distribute._trim(plan, k)
+    return plan
+
+
+def test_jax_splits_as_keras_does_then_trims_each_part():
+    # Keras trains on the first floor(1003 * 0.75) = 752 and validates on the other 251
+    plan = _planned(1003, 2, split=0.25, weights=True)
+    kw = plan.fit_kwargs
+    assert "validation_split" not in kw
+    assert plan.x[:, 0].tolist() == list(range(752)) and kw["y"].tolist() == list(range(752))
+    vx, vy, vw = kw["validation_data"]
+    assert vx[:, 0].tolist() == list(range(752, 1002)) == vy.tolist()   # one left out
+    assert np.allclose(vw, np.arange(752, 1002) / 1003)
+    assert plan.notes == ["on JAX every batch splits evenly over the 2 devices: the last 1 "
+                          "of the 251 validation samples is left out"]
+    assert plan.steps == 188
+    # both parts cut: 1001 * 0.8 -> 800 training (kept), 201 validation -> 200 (k=4: 800, 200)
+    plan = _planned(1001, 4, split=0.2)
+    assert len(plan.x) == 800 and len(plan.fit_kwargs["validation_data"][0]) == 200
+    plan = _planned(1003, 4, split=0.2)   # 802 training -> 800, 201 validation -> 200
+    assert len(plan.x) == 800 and len(plan.fit_kwargs["validation_data"][0]) == 200
+    assert plan.notes == [
+        "on JAX every batch splits evenly over the 4 devices: the last 2 of the 802 training "
+        "samples are left out",
+        "on JAX every batch splits evenly over the 4 devices: the last 1 of the 201 validation "
+        "samples is left out"]
+    # no validation: the training samples only
+    plan = _planned(1001, 4)
+    assert len(plan.x) == 1000 and plan.notes[0].endswith("the last 1 of the 1001 training "
+                                                          "samples is left out")
+    with pytest.raises(UsageError, match="3 training samples cannot be split over 4 devices"):
+        _planned(3, 4)
 
 
 def test_the_device_line_names_every_device(monkeypatch):
@@ -276,3 +314,68 @@ def test_a_dataset_batch_that_does_not_split_is_one_line():
                             "drop_remainder=True, or give arrays)")
     assert distribute.explain(exc, SimpleNamespace(devices=None)) is None
     assert distribute.explain(ValueError("other"), SimpleNamespace(devices=CPUS)) is None
+
+
+# -- the oracle: a multi-device run's losses are a one-device run's ---------------------
+
+SIZES = textwrap.dedent("""
+    xs = rng.normal(size=(1003, 8)).astype("float32")
+    ys = (xs[:, :2].sum(1) > 0).astype("int32")
+    ip.user_ns.update(xs=xs, ys=ys)
+    for name in ("one", "two", "four", "again", "ref"):
+        ip.run_cell_magic("model", f"{name} --seed 1", SPEC)
+    # Keras splits 1003 at floor(1003 * 0.75) = 752: 752 train, 251 validate
+    SPLIT = "xs ys -b 16 -e 2 --seed 3 --val-split 0.25 --quiet"
+""")
+
+JAX_SPLIT_SCRIPT = SHELL + SIZES + textwrap.dedent("""
+    h1, _ = fit(f"one {SPLIT}")
+    h2, said = fit(f"two {SPLIT} --devices 2")
+    href, _ = fit("ref xs[:752] ys[:752] --val xs[752:1002] ys[752:1002] -b 16 -e 2 --seed 3 "
+                  "--quiet")
+    print(json.dumps({"one": h1.history, "two": h2.history, "ref": href.history,
+                      "said": said}))
+""")
+
+TF_SIZES_SCRIPT = TF_SCRIPT.split("import nbkeras")[0] + SIZES + textwrap.dedent("""
+    h1, _ = fit(f"one {SPLIT}")
+    h2, _ = fit(f"two {SPLIT} --devices 2")
+    h4, _ = fit(f"four {SPLIT} --devices 4")       # another number of devices
+    hagain, _ = fit(f"again {SPLIT} --devices 2")  # and back
+    moved, said_moved = fit(f"two {SPLIT} --devices 4")   # a model moved from 2 to 4
+    print(json.dumps({
+        "one": h1.history, "two": h2.history, "four": h4.history, "again": hagain.history,
+        "moved": len(moved.history["loss"]), "said_moved": said_moved,
+        "steps": error("%fit one xs ys --devices 2 --steps-per-execution 4"),
+    }))
+""")
+
+
+def test_jax_devices_split_validation_as_keras_does(tmp_path):
+    out = _run(JAX_SPLIT_SCRIPT, tmp_path, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    one, two, ref = out["one"], out["two"], out["ref"]
+    # the same 752 training samples as one device (they used to be 750: the whole set was
+    # trimmed before Keras split it, moving the boundary)
+    assert two["loss"] == pytest.approx(one["loss"], rel=TOLERANCE)
+    # the validation samples are one device's, the last of the 251 left out
+    assert two["val_loss"] == pytest.approx(ref["val_loss"], rel=TOLERANCE)
+    assert two["loss"] == pytest.approx(ref["loss"], rel=TOLERANCE)
+    assert ("every batch splits evenly over the 2 devices: the last 1 of the 251 validation "
+            "samples is left out") in out["said"]
+    assert "training samples" not in out["said"]
+
+
+def test_tensorflow_runs_over_different_numbers_of_devices_in_one_kernel(tmp_path):
+    out = _run(TF_SIZES_SCRIPT, tmp_path, KERAS_BACKEND="tensorflow")
+    one = out["one"]
+    # 2, then 4, then 2 devices again: each run's losses are one device's (a second
+    # number of devices used to fail with a collective-ops InternalError, and every
+    # multi-device run after it)
+    for name in ("two", "four", "again"):
+        assert out[name]["loss"] == pytest.approx(one["loss"], rel=TOLERANCE), name
+        assert out[name]["val_loss"] == pytest.approx(one["val_loss"], rel=TOLERANCE), name
+    assert out["moved"] == 2 and "rebuilt two for training on 4 devices" in out["said_moved"]
+    assert out["steps"] == ("--steps-per-execution 4 with --devices over 2 devices: on "
+                            "TensorFlow Keras trains one step per call over several devices; "
+                            "give --steps-per-execution 1 (or train on one device)")

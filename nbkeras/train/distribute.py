@@ -13,7 +13,9 @@ data-parallel training on the torch backend: `--devices` is refused there.
 `--batch-size` stays the global batch: each step splits it into equal
 per-device batches ("batch 256 = 4 × 64"). JAX shards every batch evenly,
 the last one too, so on JAX a few trailing samples (fewer than the number
-of devices) may be left out, which a note says.
+of devices, of the training and of the validation samples each; with
+`--val-split` after splitting exactly as Keras does) may be left out, which
+a note says.
 
 Devices are named as Keras names them (`keras.distribution.list_devices`):
 "gpu:0", "cpu:3". A model remembers the devices it was built over (its
@@ -36,6 +38,8 @@ SUPPORTED = ("jax", "tensorflow")
 _PLACED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 # (backend, devices) -> the Keras distribution or tf.distribute strategy (made once)
 _LAYOUTS: Dict[Tuple[str, Tuple[str, ...]], "Layout"] = {}
+# collective group keys apart per TensorFlow strategy (a strategy uses one per device set)
+_KEY_SPACING = 10_000
 
 
 def _backend() -> str:
@@ -195,10 +199,12 @@ class Layout:
             self.distribution = keras.distribution.DataParallel(devices=list(self.devices))
             self.strategy = None
         else:
-            import tensorflow as tf
+            from ..keras_private import mirrored_strategy
             names = [f"/device:{d.partition(':')[0].upper()}:{d.partition(':')[2]}"
                      for d in self.devices]
-            self.strategy = tf.distribute.MirroredStrategy(names)
+            # each strategy its own collective group keys (two strategies over
+            # different devices would share group 1 and break every later run)
+            self.strategy = mirrored_strategy(names, _KEY_SPACING * (1 + len(_LAYOUTS)))
             self.distribution = None
 
     def build(self):
@@ -239,6 +245,20 @@ def mark_placed(model, devices: Sequence[str], info=None) -> None:
         info.extra["devices"] = list(devices)
 
 
+@contextlib.contextmanager
+def _uncompiled(model):
+    """`model` seen as not compiled: `clone_model` then does not read its
+    compile config (and its optimizer's values) in the new scope, which a
+    model of another tf.distribute strategy refuses; the copy is compiled
+    from the config read before."""
+    compiled = model.compiled
+    model.compiled = False
+    try:
+        yield
+    finally:
+        model.compiled = compiled
+
+
 def distributed_copy(model, info, devices: Sequence[str]):
     """A copy of `model` whose variables live over `devices`, with the same
     weights and compile configuration (Keras' `clone_model`, in the
@@ -249,12 +269,14 @@ def distributed_copy(model, info, devices: Sequence[str]):
     lay = layout(devices)
     previous = keras.mixed_precision.global_policy()
     try:
+        # read outside the new scope: a model of another tf.distribute strategy
+        # cannot be read inside this one ("Mixing different tf.distribute.Strategy")
+        weights, config = model.get_weights(), model.get_compile_config()
         # the copy's own policy is the model's (a mixed precision copy stays one)
         keras.mixed_precision.set_dtype_policy(model.dtype_policy)
-        with lay.build():
+        with lay.build(), _uncompiled(model):
             clone = keras.models.clone_model(model)
-            clone.set_weights(model.get_weights())
-            config = model.get_compile_config()
+            clone.set_weights(weights)
             if config:
                 clone.compile_from_config(config)
     except UsageError:
@@ -311,6 +333,8 @@ def plan_devices(args, plan, info) -> None:
     if not plan.devices:
         return
     k = len(plan.devices)
+    if _backend() == "tensorflow" and k > 1:
+        _one_step_per_call(plan, k)
     from .checks import is_dataset
     dataset = is_dataset(plan.x)
     if not dataset and plan.batch_size % k:
@@ -324,6 +348,17 @@ def plan_devices(args, plan, info) -> None:
         _trim(plan, k)
 
 
+def _one_step_per_call(plan, k: int) -> None:
+    """TensorFlow over several devices trains one step per call: Keras' loop
+    of several steps per call fails under a `MirroredStrategy` ("You must
+    feed a value for placeholder tensor ... multi_step_on_iterator")."""
+    plan.auto_steps = False
+    if plan.step_size > 1:
+        raise UsageError(f"--steps-per-execution {plan.step_size} with --devices over {k} "
+                         "devices: on TensorFlow Keras trains one step per call over several "
+                         "devices; give --steps-per-execution 1 (or train on one device)")
+
+
 def _n(data) -> Optional[int]:
     if isinstance(data, dict):
         data = next(iter(data.values()), None)
@@ -333,56 +368,66 @@ def _n(data) -> Optional[int]:
     return int(shape[0]) if shape else None
 
 
-def _head(data, n: int):
+def _rows(data, start: int, stop: int):
     if data is None:
         return None
     if isinstance(data, dict):
-        return {key: _head(v, n) for key, v in data.items()}
+        return {key: _rows(v, start, stop) for key, v in data.items()}
     if isinstance(data, (list, tuple)):
-        return type(data)(_head(v, n) for v in data)
-    return data[:n]
-
-
-def _evenly(n: int, k: int, split: Optional[float]) -> Optional[int]:
-    """The most samples <= n whose batches all split over k devices (with
-    Keras' validation split, both parts), or None."""
-    for m in range(n, max(0, n - 64 * k) - 1, -1):
-        if not split:
-            if m % k == 0 and m > 0:
-                return m
-            continue
-        train = int(math.floor(m * (1.0 - split)))  # as Keras splits
-        if train > 0 and m - train > 0 and train % k == 0 and (m - train) % k == 0:
-            return m
-    return None
+        return type(data)(_rows(v, start, stop) for v in data)
+    return data[start:stop]
 
 
 def _left_out(n: int, of: int, what: str) -> str:
     return f"the last {n} of the {of} {what} samples {'is' if n == 1 else 'are'} left out"
 
 
+def _split_first(plan, n: int, split: float) -> None:
+    """`--val-split` as Keras splits arrays (the first floor(n * (1 - split))
+    samples train, the rest validate, before any shuffle), made explicit so
+    that each part can be trimmed on its own."""
+    kw = plan.fit_kwargs
+    t = int(math.floor(n * (1.0 - split)))
+    if t == 0 or t == n:
+        return  # Keras' own message says what is wrong
+    val = tuple(_rows(part, t, n) for part in (plan.x, kw.get("y"), kw.get("sample_weight")))
+    kw["validation_data"] = val if val[2] is not None else val[:2]
+    del kw["validation_split"]
+    plan.x = _rows(plan.x, 0, t)
+    for key in ("y", "sample_weight"):
+        if kw.get(key) is not None:
+            kw[key] = _rows(kw[key], 0, t)
+    if plan.y is not None:
+        plan.y = kw.get("y", plan.y)
+
+
 def _trim(plan, k: int) -> None:
+    """On JAX every batch splits evenly over the k devices: the training
+    samples and the validation samples are each cut to a multiple of k
+    (with `--val-split`, after splitting as Keras does)."""
     kw = plan.fit_kwargs
     n = _n(plan.x)
     if n is None:
         return
     split = kw.get("validation_split")
-    m = _evenly(n, k, split)
-    if m is None:
-        raise UsageError(f"--devices: {n} samples cannot be split into batches that divide "
-                         f"evenly over {k} devices: give more samples")
+    if split and kw.get("validation_data") is None:
+        _split_first(plan, n, split)
+        n = _n(plan.x)
+    m = n - n % k
+    if m == 0:
+        raise UsageError(f"--devices: {n} training samples cannot be split over {k} devices: "
+                         f"give at least {k}")
     if m < n:
-        plan.x = _head(plan.x, m)
+        plan.x = _rows(plan.x, 0, m)
         for key in ("y", "sample_weight"):
             if kw.get(key) is not None:
-                kw[key] = _head(kw[key], m)
+                kw[key] = _rows(kw[key], 0, m)
         if plan.y is not None:
             plan.y = kw.get("y", plan.y)
         plan.notes.append(f"on JAX every batch splits evenly over the {k} devices: "
                           f"{_left_out(n - m, n, 'training')}")
-        if not kw.get("steps_per_epoch"):
-            train = int(math.floor(m * (1.0 - split))) if split else m
-            plan.steps = math.ceil(train / plan.batch_size)
+    if not kw.get("steps_per_epoch"):
+        plan.steps = math.ceil(m / plan.batch_size)
     val = kw.get("validation_data")
     from .checks import is_dataset
     if isinstance(val, tuple) and not is_dataset(val[0]):
@@ -392,7 +437,7 @@ def _trim(plan, k: int) -> None:
             if mv == 0:
                 raise UsageError(f"--devices: {nv} validation samples cannot be split over "
                                  f"{k} devices: give at least {k}")
-            kw["validation_data"] = tuple(_head(v, mv) for v in val)
+            kw["validation_data"] = tuple(_rows(v, 0, mv) for v in val)
             plan.notes.append(f"on JAX every batch splits evenly over the {k} devices: "
                               f"{_left_out(nv - mv, nv, 'validation')}")
 

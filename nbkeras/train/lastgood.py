@@ -41,7 +41,8 @@ def _read(variables) -> Optional[List[np.ndarray]]:
     """Host copies of `variables`, or None when one cannot be read (emptied
     by a failed JAX step, or its buffer donated to it)."""
     try:
-        return [np.array(keras.ops.convert_to_numpy(v.value)) for v in variables]
+        return [np.array(v.numpy()) for v in variables]  # (a SyncOnRead metric variable
+        # of a MirroredStrategy reads only this way)
     except Exception:  # noqa: BLE001 - TypeError (no value), RuntimeError (deleted)
         return None
 
