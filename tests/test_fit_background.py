@@ -140,3 +140,55 @@ def test_two_models_train_in_the_background_at_once_one_from_a_dataset(data, run
     assert (a.status, b.status) == ("completed", "completed")
     assert len(a.result().history["loss"]) == 2
     assert "val_loss" in b.result().history
+
+
+# -- a seeded run gives the same numbers whatever else trains (issue 19, item 15) ----------
+
+SEEDED = """
+import json, threading, time, numpy as np
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "nbkeras")
+rng = np.random.default_rng(0)
+ip.user_ns.update(x=rng.normal(size=(256, 16)).astype("float32"), y=rng.integers(0, 3, size=256))
+SPEC = "input 16\\ndense 8 relu\\ndense 3 softmax"
+for name in ("fg_alone", "bg_alone", "fg", "bg"):
+    ip.run_cell_magic("model", f"{name} --seed 1", SPEC)
+FG = "x y -e 4 -b 16 --seed 5 --steps-per-execution 1 --quiet"
+BG = "x y -e 12 -b 8 --seed 7 --steps-per-execution 1 --quiet"
+alone = {"fg": ip.run_line_magic("fit", f"fg_alone {FG}").history["loss"],
+         "bg": ip.run_line_magic("fit", f"bg_alone {BG}").history["loss"]}
+import nbkeras.train.callback as cb
+HOLD = [True]   # the background run's batches wait 20 ms while the foreground one trains
+def on_train_batch_begin(self, batch, logs=None):
+    if HOLD[0] and threading.current_thread().name.startswith("nbkeras-fit-"):
+        time.sleep(0.02)
+cb.LiveCallback.on_train_batch_begin = on_train_batch_begin
+job = ip.run_line_magic("fit", f"bg {BG} --background")
+while job.epoch < 2 and not job.done:   # the background run is shuffling epochs now
+    time.sleep(0.01)
+overlapped = not job.done
+together = {"fg": ip.run_line_magic("fit", f"fg {FG}").history["loss"]}
+overlapped = overlapped and not job.done
+HOLD[0] = False
+together["bg"] = job.result(240).history["loss"]
+print("RESULT", json.dumps({"alone": alone, "together": together, "overlapped": overlapped}))
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_a_seeded_run_repeats_while_another_trains_in_the_background(backend, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu",
+               NBKERAS_HOME=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", SEEDED], capture_output=True, text=True,
+                          env=env, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.split("RESULT ")[-1])
+    assert out["overlapped"]  # the foreground run trained while the background one did
+    # both seeded runs draw the numbers they draw alone (they shared NumPy's one generator)
+    assert out["together"]["fg"] == pytest.approx(out["alone"]["fg"], rel=1e-6)
+    assert out["together"]["bg"] == pytest.approx(out["alone"]["bg"], rel=1e-6)

@@ -106,6 +106,7 @@ class FitSession:
         # holds the last epoch's
         self.kept_epoch: Optional[int] = None
         self.last_good = None  # the `LastGood` callback of the run in flight
+        self._rng = None       # a seeded run's own NumPy generator, used where it trains
         self.held: Optional[str] = None  # what the model holds when `LastGood` put it back
 
     # -- entering: each step registers how to undo itself ----------------------
@@ -125,6 +126,9 @@ class FitSession:
         if self.plan.seed is not None:
             import keras
             keras.utils.set_random_seed(self.plan.seed)
+            # and NumPy's shuffles from a generator of this run's own (`rng.py`)
+            from .rng import stream
+            self._rng = stream(self.plan.seed)
 
     def _mixed_precision(self) -> None:
         from .device import is_mixed, mixed_policy_name, mixed_precision_copy
@@ -200,8 +204,9 @@ class FitSession:
         watching = [TelemetryCallback(self.watch, self.state)] if self.watch.active else []
         from .lastgood import LastGood
         self.last_good = LastGood()  # last: it keeps only the epochs the run recorded
+        from .rng import own_stream
         try:
-            with self._fit_scope():
+            with self._fit_scope(), own_stream(self._rng):
                 from .steps import auto_steps  # the default: steps per call from a probe
                 note = auto_steps(self, callbacks)
                 if note:
