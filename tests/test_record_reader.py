@@ -98,3 +98,10 @@ def test_the_tune_chart_keeps_its_last_point_inside_the_plot():
 
 def test_the_tune_record_has_a_transparent_background():
     assert _transparent_corners(objective_png(_search()))
+
+
+def test_a_row_label_stays_on_one_line_past_epoch_9():
+    s = RunState(name="m", epochs=24, steps=10, history={"loss": [1.0] * 24})
+    s.finish("completed")
+    labels = re.findall(r"<span style='([^']*)'>epoch", panel_html(s))
+    assert labels and all("white-space:nowrap" in style for style in labels)

@@ -133,7 +133,8 @@ def panel_html(state: RunState) -> str:
 
 
 def _row(label: str, fraction: float, color: str, text: str, cls: str) -> str:
-    return (f"<div class='{cls}'><span style='display:inline-block;width:60px'>{label}</span> "
+    return (f"<div class='{cls}'><span style='display:inline-block;width:64px;"
+            f"white-space:nowrap'>{label}</span> "
             f"{bar_html(fraction, color)} <span class='{cls}-text'>{html.escape(text)}</span></div>")
 
 
