@@ -19,7 +19,7 @@ from .notebook.lineargs import split_line
 
 @magics_class
 class NbkerasMagics(Magics, Configurable):
-    """`%%model`, `%fit`, `%evaluate`, `%predict`, `%models`, `%export`.
+    """`%%model`, `%fit`, `%evaluate`, `%predict`, `%models`, `%export`, `%serve`.
 
     Configure with `%config NbkerasMagics.update_interval = 0.5`.
     """
@@ -190,3 +190,22 @@ class NbkerasMagics(Magics, Configurable):
         from .results.export import run_export
         args = self._parse(self.export, line)
         return run_export(self.shell, args)
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="The model to serve (a snapshot of its current weights).")
+    @argument("--stop", action="store_true", help="Stop serving NAME (every model without NAME).")
+    @argument("--port", type=int, default=8501, help="Default 8501; 0 picks a free port.")
+    @argument("--host", default="127.0.0.1", help="Default 127.0.0.1; any other needs --token or --no-token.")
+    @argument("--token", help="Clients must send `Authorization: Bearer TOKEN`.")
+    @argument("--no-token", action="store_true", help="Serve on a non-loopback address without a token.")
+    @argument("--window-ms", type=float, default=2.0, help="Batching window (default 2 ms).")
+    @argument("--max-batch", type=int, default=256, help="Most rows in one predict call.")
+    @argument("--max-body", type=int, default=10 * 1024 * 1024, help="Largest request body in bytes.")
+    @line_magic
+    def serve(self, line):
+        """Serve a model over HTTP (TensorFlow Serving's REST API) from this kernel."""
+        from .serve.magic import run_serve
+        args = self._parse(self.serve, line)
+        if not args.stop:
+            import_keras()
+        return run_serve(self.shell, args)
