@@ -344,7 +344,9 @@ def test_studies_and_folds_are_rows_that_open_and_read_in_the_dark_theme(
         folds = panel.get_by_role("option", name=re.compile(r"^cross-validation cv-cvm-"))
         expect(folds).to_contain_text("3 folds", timeout=15_000)
         # named by the model it validated, not by the clock time it started
-        expect(folds.locator(".nbk-group-name")).to_have_text("cvm")
+        # named by its %fit line (the model and the options), not a clock time
+        expect(folds.locator(".nbk-group-name")).to_have_text(
+            re.compile(r"^%fit cvm x y .*--cv 3"))
         mean, std = cv.loc["mean", "val_accuracy"], cv.loc["std", "val_accuracy"]
         expect(folds).to_contain_text(f"val_accuracy {fmt(mean)} ± {fmt(std)}")
         assert panel.evaluate(NUMBERS_CUT) == []

@@ -355,7 +355,8 @@ async def test_a_trial_and_a_fold_carry_their_group(jp_fetch, groups):
                                 "optimizer.learning_rate": pytest.approx(0.01)},
                      "restored_epoch": None}
     assert runs[folds[1]]["group"] == {"cv_group": "cv-tn-1", "fold": 2, "folds": 2,
-                                       "restored_epoch": None}
+                                       "restored_epoch": None,
+                                       "fit_line": "%fit tn -e 1 --cv 2"}
     assert "group" not in runs[plain]
     # the trial that early stopping ended holds epoch 2's weights, not the last epoch's
     restored = runs[trials[2]]["group"]

@@ -241,7 +241,13 @@ function GroupRow(props: GroupRowProps): JSX.Element {
           {props.expanded ? '▾' : '▸'}
         </button>
         <span className="nbk-group-kind">{study ? 'study' : 'cv'}</span>{' '}
-        <span className="nbk-group-name">{study ? group.name : cvLabel(group)}</span>{' '}
+        {study ? (
+          <span className="nbk-group-name">{group.name}</span>
+        ) : (
+          <span className="nbk-group-name nbk-group-fitline" title={cvLabel(group)}>
+            {cvLabel(group)}
+          </span>
+        )}{' '}
         <span className="nbk-group-count">
           {count}
           {done ? ` · ${done}` : ''}

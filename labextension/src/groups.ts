@@ -26,6 +26,8 @@ export interface RunGroupInfo {
   /** 1-based fold number, of `folds` (K). */
   fold?: number | null;
   folds?: number | null;
+  /** A fold's `%fit ... --cv K` line (the cross-validation's name in the list). */
+  fit_line?: string;
   /** The epoch whose weights early stopping restored, or null. */
   restored_epoch?: number | null;
   /** That epoch's metrics (present only then: else `last` is what the run holds). */
@@ -295,7 +297,8 @@ export function findGroup(
  * which says nothing of what was validated (the start is in the tooltip).
  */
 export function cvLabel(group: CvGroup): string {
-  return group.model;
+  const line = group.runs.map(r => r.group?.fit_line).find(l => typeof l === 'string');
+  return line ?? group.model;
 }
 
 /** What a run is inside its group: 'trial 3', 'fold 2 of 3', 'trial 3 · fold 2'. */

@@ -167,9 +167,13 @@ test('a cross-validation shows mean ± std (n - 1) of the key metric over comple
   assert.equal(meanStd([]), null);
 });
 
-test('a cross-validation is named by its model, not a clock time', () => {
+test('a cross-validation is named by its %fit line (else its model), not a clock time', () => {
   const g = findGroup(FOLDS, groupKey(FOLDS[0]) as string, 'val_accuracy') as CvGroup;
   assert.equal(cvLabel(g), 'tn');
+  const line = '%fit tn x y --cv 3 -e 8';
+  const named = FOLDS.map(r => ({ ...r, group: { ...r.group, fit_line: line } }));
+  const h = findGroup(named, groupKey(named[0]) as string, 'val_accuracy') as CvGroup;
+  assert.equal(cvLabel(h), line);
 });
 
 test('a cross-validated trial of a study is one trial: the mean over its folds', () => {

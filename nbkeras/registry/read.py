@@ -54,7 +54,7 @@ def _directions(stored: Dict[str, str], last: dict, best: dict) -> Dict[str, str
     return out
 
 
-def _group(options_text: Optional[str], status: str, epochs: int,
+def _group(model: str, options_text: Optional[str], status: str, epochs: int,
            planned: Optional[int], best_epoch: dict,
            kept_epoch: Optional[int] = None) -> Optional[dict]:
     """What the sidebar groups a run by, from its options; None for a plain run.
@@ -62,7 +62,7 @@ def _group(options_text: Optional[str], status: str, epochs: int,
     A `%tune` trial has `study`, `trial`, `values` (space name -> value),
     `objective` and `direction` ('min' or 'max'; both None for trials
     recorded before they were kept); a `%fit --cv` fold has `cv_group`,
-    `fold` and `folds` (K). A trial of `%tune --cv` has both. `restored_epoch`
+    `fold`, `folds` (K) and `fit_line` (the `%fit ... --cv K` line). A trial of `%tune --cv` has both. `restored_epoch`
     is the epoch whose weights `--early-stop` restored (`kept_epoch`, recorded
     by the session; for runs recorded before it was, a completed run that
     stopped before its planned epochs), else None.
@@ -82,8 +82,9 @@ def _group(options_text: Optional[str], status: str, epochs: int,
                          "min", "max") else None,
                      values=values if isinstance(values, dict) else {})
     if options.get("cv_group") is not None:
+        from ..results.fitline import fit_line  # imports no Keras
         group.update(cv_group=str(options["cv_group"]), fold=options.get("fold"),
-                     folds=options.get("cv"))
+                     folds=options.get("cv"), fit_line=fit_line(model, options))
     if not group:
         return None
     group["restored_epoch"] = kept_epoch
@@ -169,7 +170,7 @@ class RegistryReaders:
                 "kept_epoch": kept_epoch if isinstance(kept_epoch, int) else None,
             })
             if grouped is not None:
-                group = _group(grouped, status, done, planned, best_epoch, out[-1]["kept_epoch"])
+                group = _group(model, grouped, status, done, planned, best_epoch, out[-1]["kept_epoch"])
                 if group is not None:
                     out[-1]["group"] = group
         _add_kept(db, out)

@@ -60,7 +60,8 @@ def _spec_of(shell, name: str):
     if not info.spec_text:
         raise UsageError(f"`{name}` was not built from a spec: %tune searches the spaces of a "
                          "`%%model` cell, like `dense {64, 128} relu`")
-    spec = parse(info.spec_text, input_shape=info.extra.get("input_shape"))  # %%model --input
+    # the cell's lines, as the %%model cell counted them (its first line is `%%model`)
+    spec = parse(info.spec_text, input_shape=info.extra.get("input_shape"), first_line=2)
     if not spec.spaces:
         raise UsageError(f"`{name}`'s spec has no search space: write one where a value goes, "
                          "like `dense {64, 128} relu`, `dropout 0.1..0.5` or "
