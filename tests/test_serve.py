@@ -323,3 +323,39 @@ def test_command_refuses_an_open_host_without_a_token(tmp_path):
     proc = _start_command([str(tmp_path / "none.keras")])
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "is not a file" in err
+
+
+def test_live_line_counts_and_redraws_in_place(model):
+    """The line `%serve` shows: counts, rate, percentiles, errors; redrawn only
+    when it changes, and a last time saying the server stopped."""
+    from nbkeras.serve.magic import Serving
+    from nbkeras.serve.stats import ServeStats
+    clock = [100.0]
+    stats = ServeStats(clock=lambda: clock[0])
+    assert stats.line() == "0 requests · 0.0/s · p50 – · p99 – · 0 errors"
+    for i in range(100):
+        stats.record(0.001 * (i + 1), ok=i != 5)
+    assert stats.line() == "100 requests · 10.0/s · p50 51.0 ms · p99 100.0 ms · 1 errors"
+    clock[0] += 60  # the rate is over the last 10 seconds
+    assert stats.snapshot()["rate"] == 0.0
+
+    class Recorder:
+        def __init__(self):
+            self.bundles = []
+
+        def update(self, bundle):
+            self.bundles.append(bundle["text/plain"])
+
+    class FakeServer:
+        def stop(self):
+            pass
+    serving = Serving("m", None, FakeServer(), stats)
+    recorder = Recorder()
+    serving.follow(recorder, interval=0.05)
+    time.sleep(0.5)
+    stats.record(0.002, ok=True)
+    time.sleep(0.5)
+    serving.stop()
+    assert recorder.bundles[0].startswith("`m`: 100 requests")
+    assert recorder.bundles[1].startswith("`m`: 101 requests")
+    assert len(recorder.bundles) == 3 and recorder.bundles[-1].endswith("(stopped)")

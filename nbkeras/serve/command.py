@@ -61,6 +61,8 @@ def main(argv: Optional[List[str]] = None, prog: str = "nbkeras serve") -> int:
         args.token = os.environ[TOKEN_ENV]
     try:
         return _serve(args)
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on
+        return 0
     except NbkerasError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
