@@ -359,3 +359,57 @@ def test_live_line_counts_and_redraws_in_place(model):
     assert recorder.bundles[0].startswith("`m`: 100 requests")
     assert recorder.bundles[1].startswith("`m`: 101 requests")
     assert len(recorder.bundles) == 3 and recorder.bundles[-1].endswith("(stopped)")
+
+
+def test_command_with_two_worker_processes(model, digits, tmp_path):
+    X, _ = digits
+    path = tmp_path / "digits.keras"
+    model.save(path)
+    proc = _start_command([str(path), "--port", "0", "--workers", "2"])
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"at (http://127\.0\.0\.1:\d+)/v1/models/digits:predict with 2 worker", line)
+        assert match, line
+        base = match.group(1)
+        deadline = time.monotonic() + 180  # the workers load the model after the line
+        while True:
+            try:
+                r = httpx.post(f"{base}/v1/models/digits:predict",
+                               json={"instances": X[:8].tolist()}, timeout=TIMEOUT)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.5)
+        np.testing.assert_allclose(r.json()["predictions"], model.predict(X[:8], verbose=0),
+                                   atol=1e-6)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+    assert proc.returncode == 0
+    assert port_is_free(int(base.rsplit(":", 1)[1]))
+
+
+JAX_SCRIPT = """
+import numpy as np, keras, httpx
+from nbkeras.serve import ServedModel, create_app
+from nbkeras.serve.runner import ServerThread
+assert keras.backend.backend() == "jax"
+keras.utils.set_random_seed(0)
+m = keras.Sequential([keras.Input((64,), name="pixels"), keras.layers.Dense(16, activation="relu"),
+                      keras.layers.Dense(10, activation="softmax")])
+t = ServerThread(create_app(ServedModel(m, "d")), port=0)
+x = np.random.default_rng(0).random((37, 64)).astype("float32")
+for n in (1, 3, 37):  # padded to 1, 4 and 64 rows: each compiled once
+    r = httpx.post(f"{t.url}/v1/models/d:predict", json={"instances": x[:n].tolist()}, timeout=60)
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(r.json()["predictions"], m.predict(x[:n], verbose=0), atol=1e-6)
+t.stop()
+print("ok")
+"""
+
+
+def test_serves_on_the_jax_backend():
+    out = subprocess.run([sys.executable, "-c", JAX_SCRIPT], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "KERAS_BACKEND": "jax",
+                                           "JAX_PLATFORMS": "cpu"})
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

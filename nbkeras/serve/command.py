@@ -99,7 +99,11 @@ def _serve(args) -> int:
     config_w = _config("nbkeras.serve.command:app_from_env", factory=True, workers=args.workers)
     print(f"Serving `{config['name']}` ({path.name}) at {where}:predict with "
           f"{args.workers} worker processes", flush=True)
-    Multiprocess(config_w, target=uvicorn.Server(config_w).run, sockets=[sock]).run()
+    import inspect
+    extra = {}
+    if "target" in inspect.signature(Multiprocess).parameters:  # uvicorn < 0.30
+        extra["target"] = uvicorn.Server(config_w).run
+    Multiprocess(config_w, sockets=[sock], **extra).run()
     return 0
 
 
