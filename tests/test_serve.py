@@ -413,3 +413,63 @@ def test_serves_on_the_jax_backend():
                          timeout=300, env={**os.environ, "KERAS_BACKEND": "jax",
                                            "JAX_PLATFORMS": "cpu"})
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def two_inputs():
+    """Two named inputs (one of integer tokens) and one sigmoid unit."""
+    keras.utils.set_random_seed(1)
+    tokens = keras.Input((5,), name="tokens", dtype="int32")
+    extra = keras.Input((3,), name="extra")
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(20, 4)(tokens))
+    out = keras.layers.Dense(1, activation="sigmoid", name="spam")(
+        keras.layers.Concatenate()([h, extra]))
+    model = keras.Model([tokens, extra], out)
+    served = ServedModel(model, "spam", class_names=["ham", "spam"])
+    thread = ServerThread(create_app(served), port=0)
+    yield model, thread
+    thread.stop()
+
+
+def test_several_named_inputs_rows_and_columns(two_inputs):
+    model, thread = two_inputs
+    rng = np.random.default_rng(0)
+    tok = rng.integers(0, 20, (6, 5)).astype("int32")
+    ext = rng.random((6, 3)).astype("float32")
+    p = model.predict({"tokens": tok, "extra": ext}, verbose=0)
+    url = f"{thread.url}/v1/models/spam:predict"
+    rows = {"instances": [{"tokens": t, "extra": e} for t, e in zip(tok.tolist(), ext.tolist())]}
+    cols = {"inputs": {"tokens": tok.tolist(), "extra": ext.tolist()}}
+    for body in (rows, cols):
+        r = httpx.post(url, json=body, timeout=TIMEOUT)
+        assert r.status_code == 200, r.text
+        np.testing.assert_allclose(r.json()["predictions"], p, atol=1e-6)
+        assert r.json()["classes"] == ["spam" if v > 0.5 else "ham" for v in p[:, 0]]
+        np.testing.assert_allclose(r.json()["probabilities"],
+                                   np.concatenate([1 - p, p], axis=1), atol=1e-6)
+    meta = httpx.get(f"{thread.url}/v1/models/spam/metadata", timeout=TIMEOUT).json()
+    assert [(i["name"], i["shape"], i["dtype"]) for i in meta["inputs"]] == [
+        ("tokens", [-1, 5], "int32"), ("extra", [-1, 3], "float32")]
+    assert meta["kind"] == "sigmoid" and meta["outputs"][0]["name"] == "spam"
+
+
+TWO_BAD = [
+    ({"instances": [[1, 2, 3, 4, 5]]}, "instances[0] is a JSON array; this model has 2 inputs"),
+    ({"instances": [{"tokens": [1, 2, 3, 4, 5]}]}, "instances[0] lacks 'extra'"),
+    ({"instances": [{"tokens": [1, 2, 3, 4, 5], "extra": [0, 0, 0], "more": 1}]},
+     "instances[0] has unknown 'more'"),
+    ({"instances": [{"tokens": [1, 2, 3, 4.5, 5], "extra": [0, 0, 0]}]},
+     "instances[0][\"tokens\"] holds a fraction; input 'tokens' takes integers (int32)"),
+    ({"instances": [{"tokens": [1, 2, 3, 4], "extra": [0, 0, 0]}]},
+     "instances[0][\"tokens\"] has 4 values; the model takes 5"),
+    ({"inputs": {"tokens": [[1, 2, 3, 4, 5]] * 2, "extra": [[0, 0, 0]]}},
+     "the inputs have different numbers of rows (`tokens` 2, `extra` 1)"),
+    ({"inputs": [[1, 2, 3, 4, 5]]}, '"inputs" is a JSON array; this model has 2 inputs'),
+]
+
+
+@pytest.mark.parametrize("body,message", TWO_BAD, ids=[m for _, m in TWO_BAD])
+def test_several_inputs_bad_keys_and_dtypes(two_inputs, body, message):
+    _, thread = two_inputs
+    r = httpx.post(f"{thread.url}/v1/models/spam:predict", json=body, timeout=TIMEOUT)
+    assert r.status_code == 422 and message in r.json()["error"], r.text
