@@ -473,3 +473,44 @@ def test_several_inputs_bad_keys_and_dtypes(two_inputs, body, message):
     _, thread = two_inputs
     r = httpx.post(f"{thread.url}/v1/models/spam:predict", json=body, timeout=TIMEOUT)
     assert r.status_code == 422 and message in r.json()["error"], r.text
+
+
+def test_serve_in_a_real_kernel_live_line_and_shutdown(tmp_path):
+    """`%serve` in an ipykernel: the URL and curl example shown, answers equal
+    the kernel's own `predict`, the live line updated in place (update_display_data
+    with the line's display id), and shutting the kernel down frees the port."""
+    from jupyter_client.manager import start_new_kernel
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    outputs = []
+
+    def run_cell(code):
+        outputs.clear()
+        reply = kc.execute_interactive(code, output_hook=outputs.append, timeout=240)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return outputs[:]
+    try:
+        run_cell("%load_ext nbkeras\nimport numpy as np\n"
+                 "x = np.random.default_rng(0).random((5, 64)).astype('float32')")
+        run_cell("%%model clf --seed 0\ninput 64\ndense 16 relu\ndense 10 softmax")
+        shown = run_cell("%serve clf --port 0")
+        texts = [m["content"]["data"]["text/plain"] for m in shown if m["msg_type"] == "display_data"]
+        url = re.search(r"at (http://127\.0\.0\.1:\d+/v1/models/clf):predict", texts[0]).group(1)
+        assert "curl -d '{\"instances\":[[0.0,0.0," in texts[0]
+        line_id = [m for m in shown if m["msg_type"] == "display_data"][1]["content"]["transient"]["display_id"]
+        expected = run_cell("import json; print(json.dumps(clf.predict(x, verbose=0).tolist()))")
+        expected = json.loads("".join(m["content"].get("text", "") for m in expected))
+        x = np.random.default_rng(0).random((5, 64)).astype("float32")
+        for _ in range(3):
+            r = httpx.post(f"{url}:predict", json={"instances": x.tolist()}, timeout=TIMEOUT)
+            np.testing.assert_allclose(r.json()["predictions"], expected, atol=1e-6)
+        updates = run_cell("import time; time.sleep(3)")
+        lines = [m["content"]["data"]["text/plain"] for m in updates
+                 if m["msg_type"] == "update_display_data"
+                 and m["content"]["transient"]["display_id"] == line_id]
+        assert lines and lines[-1].startswith("`clf`: 3 requests") and "0 errors" in lines[-1]
+        port = int(url.split(":")[2].split("/")[0])
+        assert not port_is_free(port)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+    assert port_is_free(port)
