@@ -514,3 +514,10 @@ def test_serve_in_a_real_kernel_live_line_and_shutdown(tmp_path):
         kc.stop_channels()
         km.shutdown_kernel(now=False)
     assert port_is_free(port)
+
+
+def test_the_serve_package_imports_no_ipython_and_no_keras():
+    code = ("import sys\nimport nbkeras.serve, nbkeras.serve.command, nbkeras.serve.magic\n"
+            "print([m for m in ('keras', 'tensorflow', 'IPython', 'fastapi') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
