@@ -521,3 +521,23 @@ def test_the_serve_package_imports_no_ipython_and_no_keras():
             "print([m for m in ('keras', 'tensorflow', 'IPython', 'fastapi') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_several_outputs_answer_by_output_name():
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((4,), name="x")
+    digit = keras.layers.Dense(3, activation="softmax", name="digit")(inp)
+    value = keras.layers.Dense(1, name="value")(inp)
+    model = keras.Model(inp, [digit, value])
+    served = ServedModel(model, "two")
+    x = np.random.default_rng(0).random((3, 4)).astype("float32")
+    d, v = model.predict(x, verbose=0)
+    rows = served.parse({"instances": x.tolist()})
+    answer = served.answer(served.predict_arrays(rows["arrays"]), rows["form"])
+    assert set(answer) == {"predictions"}  # no classes for several outputs
+    np.testing.assert_allclose([r["digit"] for r in answer["predictions"]], d, atol=1e-6)
+    np.testing.assert_allclose([r["value"] for r in answer["predictions"]], v, atol=1e-6)
+    cols = served.parse({"inputs": {"x": x.tolist()}})
+    answer = served.answer(served.predict_arrays(cols["arrays"]), cols["form"])
+    np.testing.assert_allclose(answer["outputs"]["value"], v, atol=1e-6)
+    assert [o["name"] for o in served.metadata()["outputs"]] == ["digit", "value"]

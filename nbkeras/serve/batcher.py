@@ -6,9 +6,9 @@ the batch until it holds `max_batch` rows. Unlike TF Serving, the window is
 only waited while another request is on its way in (its body being read or
 checked: `arriving`), so a lone request never waits for company. The
 batch goes through one `predict` on the one thread that calls the model,
-and each request gets its own rows back. While that thread predicts, new requests queue up and
-form the next batch, so under concurrency the server makes one predict
-call per batch instead of one per request. A batch is padded with zero rows
+and each request gets its own rows back. While that thread predicts, new
+requests queue up and form the next batch, so under concurrency the server
+makes one predict call per batch instead of one per request. A batch is padded with zero rows
 to the next power of two (up to `max_batch`), so the model sees a handful of
 batch sizes and compiles each once (JAX) or retraces rarely (TensorFlow);
 rows are independent in inference, so padding changes no answer.
