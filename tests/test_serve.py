@@ -541,3 +541,13 @@ def test_several_outputs_answer_by_output_name():
     answer = served.answer(served.predict_arrays(cols["arrays"]), cols["form"])
     np.testing.assert_allclose(answer["outputs"]["value"], v, atol=1e-6)
     assert [o["name"] for o in served.metadata()["outputs"]] == ["digit", "value"]
+
+
+@pytest.mark.parametrize("host,port,message", [
+    ("127.0.0.1", 70000, "--port 70000: give a port from 1 to 65535"),
+    ("no-such-host.invalid", 0, "--host no-such-host.invalid: not an address"),
+])
+def test_bad_port_or_host_is_a_usage_error(host, port, message):
+    from nbkeras.serve.runner import bind
+    with pytest.raises(UsageError, match=re.escape(message)):
+        bind(host, port)

@@ -53,8 +53,16 @@ def check_exposure(host: str, token: Optional[str], no_token: bool, warn=print) 
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on (host, port), or a one-line `UsageError`."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: give a port from 1 to 65535 (0 picks a free one)")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        socket.getaddrinfo(host, port, family)
+    except socket.gaierror:
+        sock.close()
+        raise UsageError(f"--host {host}: not an address of this machine; give an IP such "
+                         "as 127.0.0.1 or 0.0.0.0") from None
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
