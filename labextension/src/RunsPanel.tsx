@@ -312,8 +312,11 @@ function PanelView(props: { store: RunsStore; actions: PanelActions }): JSX.Elem
           ))}
         </select>
         {metric !== null && runs.size > 0 ? (
-          <p className="nbk-caption" title={`Each run shows ${metric}: final value, best value @ its epoch`}>
-            <span className="nbk-metric-key">{metric}</span>: final · best @epoch
+          <p
+            className="nbk-caption"
+            title={`Each run shows ${metric}: its result (the value of the weights its model holds: the epoch early stopping kept, else the last), then the best value @ its epoch`}
+          >
+            <span className="nbk-metric-key">{metric}</span>: result · best @epoch
           </p>
         ) : null}
         {store.compared.length === 1 ? (
