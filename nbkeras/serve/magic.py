@@ -90,13 +90,18 @@ def run_serve(shell, args) -> None:
                          class_names=info.extra.get("class_names"), spec=info.spec_text,
                          run_id=info.run_ids[-1] if info.run_ids else None,
                          version=info.version_id)
-    stop(args.name)  # the old server of this name frees its port first
+    old = servers().get(args.name)
+    if old is not None and old.server.port == args.port:
+        stop(args.name)  # the same port: the old server frees it first
     stats = ServeStats()
     app = create_app(served, token=args.token, window_ms=args.window_ms,
                      max_batch=args.max_batch, max_body=args.max_body, stats=stats)
     serving = Serving(args.name, served, ServerThread(app, args.host, args.port), stats)
-    with _LOCK:
+    with _LOCK:  # another port: the old server stops once the new one listens
+        old = _SERVERS.get(args.name)
         _SERVERS[args.name] = serving
+    if old is not None and old is not serving:
+        old.stop()
     _show(serving, args.token, shell)
     return None
 
