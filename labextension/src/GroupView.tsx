@@ -19,7 +19,7 @@ import {
   TrialColumn,
   valueText
 } from './groups';
-import { formatMetric, metricKeys } from './model';
+import { formatMetric, metricKeys, STATUS_MARK } from './model';
 import {
   Axis,
   fitText,
@@ -280,14 +280,6 @@ function TrialsTable(props: { group: StudyGroup; onSelectRun: (id: number) => vo
   );
 }
 
-/** A trial's state as the run list marks it (the word on hover). */
-const STATUS_MARK: Record<string, string> = {
-  running: '●',
-  completed: '✓',
-  stopped: '■',
-  failed: '✗',
-  interrupted: '⚠'
-};
 
 /** A column name that may wrap after its dots and underscores, never mid-word. */
 function breakable(label: string): JSX.Element[] {

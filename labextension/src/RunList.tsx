@@ -18,6 +18,7 @@ import {
   formatMetric,
   keptMetrics,
   placeText,
+  STATUS_MARK,
   Row,
   rowOffsets,
   RunSummary,
@@ -45,14 +46,6 @@ export interface RunListProps {
   onToggleCompare: (id: number) => void;
   onStar: (id: number, starred: boolean) => void;
 }
-
-const STATUS_MARK: Record<string, string> = {
-  running: '●',
-  completed: '✓',
-  stopped: '■',
-  failed: '✗',
-  interrupted: '⚠'
-};
 
 export function RunList(props: RunListProps): JSX.Element {
   const { rows } = props;

@@ -729,3 +729,12 @@ export function runLabel(run: { model: string; id: number }): string {
 export function fitLineGroups(line: string): string[] {
   return line.split(/\s+(?=--?[^\d.\s-][^\s]*)/);
 }
+
+/** A run's state as a mark (the word on hover), in the run list and a study's trials. */
+export const STATUS_MARK: Record<string, string> = {
+  running: '●',
+  completed: '✓',
+  stopped: '■',
+  failed: '✗',
+  interrupted: '⚠'
+};

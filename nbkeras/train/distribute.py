@@ -31,6 +31,7 @@ import weakref
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import UsageError, did_you_mean
+from .plan import n_samples
 
 SUPPORTED = ("jax", "tensorflow")
 
@@ -359,15 +360,6 @@ def _one_step_per_call(plan, k: int) -> None:
                          "devices; give --steps-per-execution 1 (or train on one device)")
 
 
-def _n(data) -> Optional[int]:
-    if isinstance(data, dict):
-        data = next(iter(data.values()), None)
-    elif isinstance(data, (list, tuple)):
-        data = data[0] if data else None
-    shape = getattr(data, "shape", None)
-    return int(shape[0]) if shape else None
-
-
 def _rows(data, start: int, stop: int):
     if data is None:
         return None
@@ -406,13 +398,13 @@ def _trim(plan, k: int) -> None:
     samples and the validation samples are each cut to a multiple of k
     (with `--val-split`, after splitting as Keras does)."""
     kw = plan.fit_kwargs
-    n = _n(plan.x)
+    n = n_samples(plan.x)
     if n is None:
         return
     split = kw.get("validation_split")
     if split and kw.get("validation_data") is None:
         _split_first(plan, n, split)
-        n = _n(plan.x)
+        n = n_samples(plan.x)
     m = n - n % k
     if m == 0:
         raise UsageError(f"--devices: {n} training samples cannot be split over {k} devices: "
@@ -431,7 +423,7 @@ def _trim(plan, k: int) -> None:
     val = kw.get("validation_data")
     from .checks import is_dataset
     if isinstance(val, tuple) and not is_dataset(val[0]):
-        nv = _n(val[0])
+        nv = n_samples(val[0])
         if nv is not None and nv % k:
             mv = nv - nv % k
             if mv == 0:

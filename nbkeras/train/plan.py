@@ -76,7 +76,8 @@ def evaluate(shell, expr: str, what: str):
                         f"{type(exc).__name__}: {exc}") from None
 
 
-def _n_samples(x) -> Optional[int]:
+def n_samples(x) -> Optional[int]:
+    """The number of samples (rows) of an array, or of the first array in a list or dict."""
     if isinstance(x, dict):
         x = next(iter(x.values()), None)
     elif isinstance(x, list):
@@ -332,7 +333,7 @@ def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
         val = vx if vy is None else (vx, vy)
 
     plan.initial_epoch, plan.epochs = _epochs(args, info)
-    n = _n_samples(x)
+    n = n_samples(x)
     if args.steps_per_epoch:
         plan.steps = args.steps_per_epoch
     elif dataset:

@@ -47,6 +47,7 @@ import keras
 import numpy as np
 
 from ..keras_private import loss_and_metrics_built
+from .plan import n_samples
 
 DISPATCH_BOUND = 0.050   # seconds: Keras' per-step loop (0.3-1.3 ms, more on a busy CPU) is worth saving below it
 MAX_STEPS = 128          # steps per call at most (the gain is flat long before)
@@ -232,22 +233,13 @@ def _draw_first_fit_shuffle(plan) -> None:
     if (keras.backend.backend() not in ("jax", "numpy") or is_dataset(plan.x)
             or not plan.fit_kwargs.get("shuffle", False)):
         return
-    n = _n_rows(plan.x)
+    n = n_samples(plan.x)
     split = plan.fit_kwargs.get("validation_split")
     if n is None:
         return
     if split:  # Keras keeps the first floor(n * (1 - split)) samples for training
         n = int(math.floor(n * (1.0 - split)))
     np.random.permutation(n)
-
-
-def _n_rows(data) -> Optional[int]:
-    if isinstance(data, dict):
-        data = next(iter(data.values()), None)
-    elif isinstance(data, (list, tuple)):
-        data = data[0] if data else None
-    shape = getattr(data, "shape", None)
-    return int(shape[0]) if shape else None
 
 
 def auto_steps(session, callbacks=()) -> Optional[str]:
