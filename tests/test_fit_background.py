@@ -54,7 +54,7 @@ def test_one_job_per_model_other_models_free(data, run, monkeypatch):
         return original(self, batch, logs)
 
     monkeypatch.setattr(cb.LiveCallback, "on_train_batch_end", slow)
-    job = run("%fit clf x y -e 50 -b 8 --background --quiet")
+    job = run("%fit clf x y -e 50 -b 8 --steps-per-execution 1 --background --quiet")
     try:
         for line in ("%fit clf x y -e 1", "%evaluate clf x y", "%predict clf x",
                      "%export clf /tmp/never.keras"):
@@ -92,7 +92,7 @@ def test_an_interrupt_does_not_stop_it_but_stop_does(data, run, monkeypatch):
 
     monkeypatch.setattr(cb.LiveCallback, "on_train_batch_end", slow)
     handler = signal.getsignal(signal.SIGINT)
-    job = run("%fit clf x y -e 30 -b 8 --background --quiet")
+    job = run("%fit clf x y -e 30 -b 8 --steps-per-execution 1 --background --quiet")
     # the SIGINT handler is left alone: Ctrl-C interrupts the cell running, not this job
     assert signal.getsignal(signal.SIGINT) is handler
     with pytest.raises(KeyboardInterrupt):  # the main thread's interrupt, as in a cell

@@ -143,9 +143,11 @@ b.compile('adam', 'binary_crossentropy')
     real_fit = keras.Model.fit
 
     def spy(self, *args, **kwargs):
+        from nbkeras.train.callback import LiveCallback
         result = real_fit(self, *args, **kwargs)
-        live = kwargs["callbacks"][-1]
-        seen["planned"], seen["keras"] = live.state.steps, live.params["steps"]
+        live = [cb for cb in kwargs["callbacks"] if isinstance(cb, LiveCallback)]
+        if live:  # the run itself (not the step-time probe before it)
+            seen["planned"], seen["keras"] = live[0].state.steps, live[0].params["steps"]
         return result
 
     monkeypatch.setattr(keras.Model, "fit", spy)
