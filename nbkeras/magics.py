@@ -182,10 +182,12 @@ class NbkerasMagics(Magics, Configurable):
     @magic_arguments()
     @argument("name")
     @argument("path")
-    @argument("--format", choices=["keras", "savedmodel", "tflite"], default="keras")
+    @argument("--format", choices=["keras", "savedmodel", "tflite", "service"], default="keras",
+              help="service: a folder with the model, a pinned requirements.txt and a "
+                   "Dockerfile that runs `nbkeras serve`")
     @line_magic
     def export(self, line):
-        """Write a model to a file (atomically)."""
+        """Write a model to a file (atomically), or a folder that serves it."""
         import_keras()
         from .results.export import run_export
         args = self._parse(self.export, line)

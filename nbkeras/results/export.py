@@ -1,11 +1,12 @@
-"""`%export NAME PATH [--format keras|savedmodel|tflite]`: write a model so
-that a crash half-way never leaves a broken file where a good one was.
+"""`%export NAME PATH [--format keras|savedmodel|tflite|service]`: write a
+model so that a crash half-way never leaves a broken file where a good one was.
 
 Each format is written to a temporary path in the destination folder and
 then moved into place with `os.replace`, which is atomic on one file
 system. A SavedModel is a folder: an existing one is moved aside first and
-removed once the new one is in place. `%%model NAME --from PATH` loads a
-`.keras` file back.
+removed once the new one is in place. `--format service` writes a folder
+that serves the model anywhere (`nbkeras.results.service`). `%%model NAME
+--from PATH` loads a `.keras` file back.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def run_export(shell, args) -> None:
                             f"`{_SUFFIXES[fmt][0]}` (e.g. `{path.with_suffix(_SUFFIXES[fmt][0])}`)")
     if fmt in ("savedmodel", "tflite"):
         _require_tensorflow(fmt)
+    if fmt == "service":
+        return _export_service(shell, args, model, path)
     folder = path.parent if str(path.parent) else pathlib.Path(".")
     if not folder.is_dir():
         raise UsageError(f"`{args.path}`: folder `{folder}` does not exist; create it first")
@@ -48,6 +51,17 @@ def run_export(shell, args) -> None:
     finally:
         quiet.setLevel(level)
     print(f"Saved `{args.name}` to {path} ({fmt} format, {_human(_size(path))})")
+
+
+def _export_service(shell, args, model, path: pathlib.Path) -> None:
+    from ..state import get_info
+    from .service import serve_command, write_service
+    write_service(model, args.name, get_info(model, args.name), path)
+    command = " ".join(serve_command(args.name)[:-4])  # on this machine: loopback, port 8501
+    print(f"Saved `{args.name}` as a service in {path} ({_human(_size(path))}): the model, "
+          f"metadata.json, a pinned requirements.txt, a Dockerfile and kubernetes.yaml.\n"
+          f"Serve it here with `cd {path} && {command}`, or in a container with "
+          f"`docker build -t {args.name}-service {path}` (its README says more).")
 
 
 def _require_tensorflow(fmt: str) -> None:
