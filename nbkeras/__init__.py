@@ -10,7 +10,7 @@ from .errors import (DataError, FitUsageError, NbkerasError, SpecError, Training
                      UsageError)
 
 __all__ = ["SpecError", "DataError", "UsageError", "FitUsageError", "NbkerasError",
-           "TrainingStopped", "runs", "job",
+           "TrainingStopped", "runs", "job", "serving",
            "load_ipython_extension"]
 __version__ = "0.1.0"
 
@@ -59,6 +59,19 @@ def job(name):
     """
     from .train.background import job as _job
     return _job(name)
+
+
+def serving(name):
+    """What `%serve NAME` serves from this kernel, or None: its `.url` (the
+    model's TensorFlow Serving address, `http://HOST:PORT/v1/models/NAME`),
+    `.server.port` and `.stats` (requests, latency, errors).
+
+    Example:
+        >>> url = nbkeras.serving("digits").url
+        >>> requests.post(url + ":predict", json={"instances": rows}).json()
+    """
+    from .serve.magic import servers
+    return servers().get(name)
 
 
 def runs(model=None):

@@ -21,6 +21,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+import nbkeras  # noqa: E402
 from nbkeras.errors import UsageError  # noqa: E402
 from nbkeras.serve import ServedModel, create_app  # noqa: E402
 from nbkeras.serve.runner import ServerThread, check_exposure  # noqa: E402
@@ -272,9 +273,11 @@ def test_serve_magic_serves_a_snapshot_until_served_again(ip, run, model, digits
         run("%serve m --port 0")  # another port: the new server listens, then the old stops
         assert servers()["m"].server.port != port and port_is_free(port)
         port = servers()["m"].server.port
+        assert nbkeras.serving("m") is servers()["m"]  # the public way to the URL
     finally:
         run("%serve --stop m")
     assert "m" not in servers() and port_is_free(port)
+    assert nbkeras.serving("m") is None
     with pytest.raises(UsageError, match="no model named `nope`"):
         run("%serve nope --port 0")
     with pytest.raises(UsageError, match="listening on 0.0.0.0"):
