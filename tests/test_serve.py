@@ -341,7 +341,14 @@ def test_live_line_counts_and_redraws_in_place(model):
     assert stats.line() == "0 requests · 0.0/s · p50 – · p99 – · 0 errors"
     for i in range(100):
         stats.record(0.001 * (i + 1), ok=i != 5)
-    assert stats.line() == "100 requests · 10.0/s · p50 51.0 ms · p99 100.0 ms · 1 errors"
+        clock[0] += 0.04
+    # 100 requests in the 4 s since the first: the rate of a load just begun
+    assert stats.line() == "100 requests · 25.0/s · p50 51.0 ms · p99 100.0 ms · 1 errors"
+    clock[0] += 20
+    for i in range(20):
+        stats.record(0.001, ok=True)
+        clock[0] += 0.5
+    assert stats.snapshot()["rate"] == 20 / 10  # then over the last 10 seconds
     clock[0] += 60  # the rate is over the last 10 seconds
     assert stats.snapshot()["rate"] == 0.0
 
@@ -362,8 +369,8 @@ def test_live_line_counts_and_redraws_in_place(model):
     stats.record(0.002, ok=True)
     time.sleep(0.5)
     serving.stop()
-    assert recorder.bundles[0].startswith("`m`: 100 requests")
-    assert recorder.bundles[1].startswith("`m`: 101 requests")
+    assert recorder.bundles[0].startswith("`m`: 120 requests")
+    assert recorder.bundles[1].startswith("`m`: 121 requests")
     assert len(recorder.bundles) == 3 and recorder.bundles[-1].endswith("(stopped)")
 
 
@@ -501,7 +508,10 @@ def test_serve_in_a_real_kernel_live_line_and_shutdown(tmp_path):
         shown = run_cell("%serve clf --port 0")
         texts = [m["content"]["data"]["text/plain"] for m in shown if m["msg_type"] == "display_data"]
         url = re.search(r"at (http://127\.0\.0\.1:\d+/v1/models/clf):predict", texts[0]).group(1)
-        assert "curl -d '{\"instances\":[[0.0,0.0," in texts[0]
+        curl = re.search(r"curl -d '(\{.*?\})' ", texts[0])
+        assert curl and curl.group(1).startswith('{"instances":[[0,0,0,')  # short to read
+        r = httpx.post(f"{url}:predict", content=curl.group(1), timeout=TIMEOUT)
+        assert r.status_code == 200, r.text  # the example works as shown
         line_id = [m for m in shown if m["msg_type"] == "display_data"][1]["content"]["transient"]["display_id"]
         expected = run_cell("import json; print(json.dumps(clf.predict(x, verbose=0).tolist()))")
         expected = json.loads("".join(m["content"].get("text", "") for m in expected))
@@ -513,7 +523,7 @@ def test_serve_in_a_real_kernel_live_line_and_shutdown(tmp_path):
         lines = [m["content"]["data"]["text/plain"] for m in updates
                  if m["msg_type"] == "update_display_data"
                  and m["content"]["transient"]["display_id"] == line_id]
-        assert lines and lines[-1].startswith("`clf`: 3 requests") and "0 errors" in lines[-1]
+        assert lines and lines[-1].startswith("`clf`: 4 requests") and "0 errors" in lines[-1]
         port = int(url.split(":")[2].split("/")[0])
         assert not port_is_free(port)
     finally:

@@ -255,8 +255,10 @@ class ServedModel:
         }
 
     def example_row(self) -> Any:
-        """A row of zeros of the model's input shape (for the curl example)."""
-        rows = [np.zeros([1 if d is None else d for d in s]).astype(d_).tolist()
+        """A row of zeros of the model's input shape (for the curl example);
+        written `0`, not `0.0`, for a numeric input: JSON's numbers fit any."""
+        rows = [np.zeros([1 if d is None else d for d in s],
+                         dtype=int if np.issubdtype(np.dtype(d_), np.number) else d_).tolist()
                 for _, s, d_ in self.inputs]
         if len(rows) == 1:
             return rows[0]

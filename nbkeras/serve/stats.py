@@ -1,6 +1,8 @@
 """Counts of what a server answered, for `%serve`'s live line.
 
-Requests served, errors, the rate over the last 10 seconds and the p50/p99
+Requests served, errors, the rate over the last 10 seconds (over the time
+since the first request while that is shorter, so a load that has just
+begun shows its real rate, not a tenth of it) and the p50/p99
 latency over the last 2,000 predict requests. Written from the server's
 event loop, read from the notebook's thread: a lock keeps the two apart.
 """
@@ -21,6 +23,7 @@ class ServeStats:
         self._lock = threading.Lock()
         self._latency: Deque[float] = collections.deque(maxlen=keep)
         self._times: Deque[float] = collections.deque(maxlen=100_000)
+        self._first: Optional[float] = None
         self.served = 0
         self.errors = 0
 
@@ -31,17 +34,20 @@ class ServeStats:
             self.errors += 0 if ok else 1
             self._latency.append(seconds)
             self._times.append(self._clock())
+            if self._first is None:
+                self._first = self._times[-1]
 
     def snapshot(self, window: float = 10.0) -> Dict[str, Optional[float]]:
         """{'served', 'errors', 'rate' (requests/s), 'p50', 'p99' (seconds or None)}."""
         with self._lock:
             now = self._clock()
             recent = sum(1 for t in self._times if now - t <= window)
+            span = window if self._first is None else min(window, max(1.0, now - self._first))
             lat = sorted(self._latency)
             served, errors = self.served, self.errors
         def pct(q):
             return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None
-        return {"served": served, "errors": errors, "rate": recent / window,
+        return {"served": served, "errors": errors, "rate": recent / span,
                 "p50": pct(0.50), "p99": pct(0.99)}
 
     def line(self) -> str:
