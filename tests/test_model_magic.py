@@ -8,7 +8,7 @@ from nbkeras import SpecError
 from nbkeras.registry import get_registry
 from nbkeras.state import get_info
 from nbkeras.modelbuild.build import build
-from nbkeras.speclang.parse import parse
+from nbkeras.modelbuild.catalog import parse_spec as parse
 
 MNIST = """%%model mnist{opts}
 input 28x28
@@ -241,7 +241,7 @@ def test_a_cell_without_spaces_says_nothing_about_them(run, capsys):
 def test_summary_html_lists_the_spaces():
     from nbkeras.modelbuild.build import build
     from nbkeras.notebook.summary import ModelSummary
-    from nbkeras.speclang.parse import parse
+    from nbkeras.modelbuild.catalog import parse_spec as parse
     spec = parse(TUNABLE.split("\n", 1)[1])
     result = build(spec, "tuned", values={"dense.units": 64})
     html = ModelSummary.of(result.model, spec.spaces, result.values)._repr_html_()

@@ -6,7 +6,7 @@ import pytest
 
 from nbkeras import SpecError
 from nbkeras.modelbuild.build import build, layer_kinds
-from nbkeras.speclang.parse import parse
+from nbkeras.modelbuild.catalog import parse_spec as parse
 from spec_examples import EXAMPLES  # tests/ is on sys.path under pytest
 
 

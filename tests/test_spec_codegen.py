@@ -4,7 +4,7 @@ import pytest
 
 from nbkeras.modelbuild.build import build
 from nbkeras.speclang.codegen import generate
-from nbkeras.speclang.parse import parse
+from nbkeras.modelbuild.catalog import parse_spec as parse
 from spec_examples import EXAMPLES
 
 MORE = {

@@ -12,7 +12,7 @@ from nbkeras import SpecError
 from nbkeras.modelbuild.build import build, resolve_layer
 from nbkeras.speclang.codegen import generate
 from nbkeras.speclang.lint import lint
-from nbkeras.speclang.parse import parse
+from nbkeras.modelbuild.catalog import parse_spec as parse
 
 
 def value(text):

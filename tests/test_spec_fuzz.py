@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from nbkeras import SpecError
 from nbkeras.speclang.lint import lint
 from nbkeras.speclang.nodes import ModelSpec
-from nbkeras.speclang.parse import parse
+from nbkeras.modelbuild.catalog import parse_spec as parse
 from spec_examples import EXAMPLES
 
 SEEDS = [text for text, _ in EXAMPLES.values()] + [

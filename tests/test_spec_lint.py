@@ -3,7 +3,7 @@
 import pytest
 
 from nbkeras.speclang.lint import lint
-from nbkeras.speclang.parse import parse
+from nbkeras.modelbuild.catalog import parse_spec as parse
 
 
 def warnings_of(text):

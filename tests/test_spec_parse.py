@@ -8,7 +8,8 @@ import pytest
 
 from nbkeras import SpecError
 from nbkeras.speclang.nodes import InputStmt, LayerStmt, ModelSpec
-from nbkeras.speclang.parse import parse, parse_shape
+from nbkeras.modelbuild.catalog import parse_spec as parse
+from nbkeras.speclang.lex import parse_shape
 
 from spec_examples import EXAMPLES
 
@@ -349,3 +350,14 @@ def test_version_2_errors_point_at_the_text(text, line, column, fragment):
     err = info.value
     assert fragment in err.message, err.message
     assert (err.line, err.column) == (line, column), err
+
+
+def test_the_language_names_spaces_only_with_a_catalog_it_is_given():
+    """The parser imports nothing that knows Keras: naming `dense {8, 16}`
+    (which argument is `units`) takes the builder's catalog, which
+    `parse_spec` passes; a labelled space needs none."""
+    from nbkeras.speclang.parse import parse as language_parse
+    with pytest.raises(ValueError, match="parse_spec"):
+        language_parse("input 4\ndense {8, 16}")
+    assert [s.name for s in language_parse("input 4\nd = dense units={8, 16}@w").spaces] == ["w"]
+    assert [s.name for s in parse("input 4\ndense {8, 16}").spaces] == ["dense.units"]

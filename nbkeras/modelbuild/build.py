@@ -449,8 +449,8 @@ def build(spec: ModelSpec, name: str = "model", compile: bool = True,
             its space's domain.
 
     Example:
-        >>> from nbkeras.speclang.parse import parse
-        >>> spec = parse("input 4\\ndense {8, 16}\\ndense 1")
+        >>> from nbkeras.modelbuild.catalog import parse_spec
+        >>> spec = parse_spec("input 4\\ndense {8, 16}\\ndense 1")
         >>> build(spec, "m", values={"dense.units": 16}).model.count_params()
         97
     """

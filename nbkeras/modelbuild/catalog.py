@@ -4,7 +4,8 @@ A space is named `NAME.ARG`: NAME is the statement's layer name (for an
 unbound layer, the automatic name Keras derives from the class:
 `dense`, `batch_normalization`) and ARG the constructor parameter the value
 fills (`dense 64` fills `units`). The parser imports no Keras, so it asks
-this catalog, through the same resolution the builder uses.
+this catalog, through the same resolution the builder uses; `parse_spec`
+is the parse that callers above the language use.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 from typing import List, Optional, Tuple
 
 from ..errors import SpecError
-from ..speclang.nodes import Arg, LayerStmt
-from ..speclang.parse import WRAPPERS
+from ..speclang.nodes import Arg, LayerStmt, ModelSpec
+from ..speclang.parse import WRAPPERS, parse
 from .build import layer_kinds, resolve_layer
 from .names import norm, snake_case
 
@@ -38,3 +39,13 @@ class KerasCatalog:
 
 
 CATALOG = KerasCatalog()
+
+
+def parse_spec(text: str, input_shape: Optional[str] = None, first_line: int = 1) -> ModelSpec:
+    """`nbkeras.speclang.parse` with this catalog naming the search spaces.
+
+    Example:
+        >>> [s.name for s in parse_spec("input 4\\ndense {8, 16}").spaces]
+        ['dense.units']
+    """
+    return parse(text, input_shape=input_shape, catalog=CATALOG, first_line=first_line)

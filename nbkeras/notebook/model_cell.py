@@ -88,7 +88,7 @@ def _show_code(shell, name: str) -> None:
     best trial's)."""
     from ..modelbuild.build import build
     from ..speclang.codegen import generate
-    from ..speclang.parse import parse
+    from ..modelbuild.catalog import parse_spec as parse
     from .summary import CodeView
     model, info = _bound_info(shell, name, "shows the code of")
     spec = parse(info.spec_text, input_shape=info.extra.get("input_shape"), first_line=CELL_LINE)
@@ -141,7 +141,7 @@ def run_model_cell(shell, args, cell: str) -> None:
         return None
 
     from ..speclang.lint import lint
-    from ..speclang.parse import parse
+    from ..modelbuild.catalog import parse_spec as parse
     spec = parse(cell, input_shape=args.input, first_line=CELL_LINE)
     for warning in lint(spec):
         print(f"Warning: {warning}", file=sys.stderr)

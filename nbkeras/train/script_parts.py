@@ -25,7 +25,7 @@ def spec_source(plan, model, info) -> Optional[Tuple[List[str], List[str]]]:
     from ..errors import SpecError
     from ..modelbuild.build import build
     from ..speclang.codegen import generate
-    from ..speclang.parse import parse
+    from ..modelbuild.catalog import parse_spec as parse
     try:
         try:
             spec = parse(info.spec_text)

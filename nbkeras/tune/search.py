@@ -52,7 +52,7 @@ def _fit_args(magics, args, x_expr: str, y_expr: Optional[str]):
 
 
 def _spec_of(shell, name: str):
-    from ..speclang.parse import parse
+    from ..modelbuild.catalog import parse_spec as parse
     from ..state import get_info
     from ..train.fit import find_model
     model = find_model(shell, name, doing="tune")

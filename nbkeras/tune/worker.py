@@ -68,7 +68,7 @@ def main(argv: Optional[List[str]] = None, prog: str = "nbkeras tune-worker") ->
 
 
 def run_worker(args) -> int:
-    from ..speclang.parse import parse
+    from ..modelbuild.catalog import parse_spec as parse
     from .job import read_job, study_folder
     from .study import find_study, load_study, require_optuna, stream_seed
 
