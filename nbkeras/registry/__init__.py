@@ -4,10 +4,10 @@ Why a package of its own: training results must outlive the kernel
 (restarts, crashes, SIGKILL) and be shared by every kernel on the machine
 and by the Jupyter server that feeds the sidebar. One SQLite file in WAL
 mode does that with no daemon (see `write.py`). The package splits it in
-three: `schema.py` (the file's layout, migrations, metric directions,
-process liveness), `write.py` (the connection, the writers and
-`get_registry()`) and `read.py` (the readers, which never write). Imports
-no Keras.
+four: `schema.py` (the file's layout, migrations, metric directions,
+process liveness), `write.py` (the connection and the writers),
+`access.py` (`get_registry()`, the cache and the `NullRegistry`) and
+`read.py` (the readers, which never write). Imports no Keras.
 
 Example:
     >>> from nbkeras.registry import get_registry
@@ -19,8 +19,8 @@ Example:
 """
 
 from .schema import MIGRATIONS, SCHEMA_VERSION, RegistryWarning
-from .write import (DB_NAME, STATUSES, NullRegistry, Registry, default_home, get_registry,
-                    runs)
+from .access import NullRegistry, get_registry, runs
+from .write import DB_NAME, STATUSES, Registry, default_home
 
 __all__ = ["SCHEMA_VERSION", "MIGRATIONS", "Registry", "NullRegistry", "RegistryWarning",
            "DB_NAME", "STATUSES", "default_home", "get_registry", "runs"]
