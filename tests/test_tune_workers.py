@@ -202,6 +202,17 @@ def test_the_console_script_says_in_one_line_which_storage_cannot_be_opened():
         "NoSuchModuleError: Can't load plugin: sqlalchemy.dialects:nosuch"]
 
 
+def test_a_worker_whose_storage_cannot_be_opened_never_imports_keras():
+    # TensorFlow's start-up lines reach stderr whatever TF_CPP_MIN_LOG_LEVEL says: a
+    # worker that fails on its storage must not have imported it (CI caught those lines)
+    probe = ("import sys\nfrom nbkeras.tune import worker\n"
+             "rc = worker.main(['--storage', 'nosuch://db', '--study', 's'])\n"
+             "print(rc, 'keras' in sys.modules, 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=_env(), timeout=120)
+    assert out.stdout.split() == ["2", "False", "False"], out.stderr
+
+
 def test_workers_need_arrays_not_a_dataset(tn):
     from nbkeras.errors import UsageError
     tn.run_cell("import tensorflow as tf\nds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)"

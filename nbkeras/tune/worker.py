@@ -68,7 +68,7 @@ def main(argv: Optional[List[str]] = None, prog: str = "nbkeras tune-worker") ->
 
 
 def run_worker(args) -> int:
-    from ..modelbuild.catalog import parse_spec as parse
+    from ..backend import import_keras
     from .job import read_job, study_folder
     from .study import find_study, load_study, require_optuna, stream_seed
 
@@ -79,6 +79,8 @@ def run_worker(args) -> int:
     if job["study"] != args.study:
         raise UsageError(f"{folder} holds the job of study {job['study']!r}, not "
                          f"{args.study!r}: give that study's folder with --data PATH")
+    import_keras()  # quietly, before the catalog that names the spec's spaces imports it
+    from ..modelbuild.catalog import parse_spec as parse
     spec = parse(job["spec_text"], input_shape=job.get("input_shape"))
     # each worker its own sampler stream, none the kernel's nor an earlier search's
     sampler_seed = (stream_seed(job.get("seed"), int(job.get("start") or 0), args.index)
