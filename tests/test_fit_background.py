@@ -81,6 +81,30 @@ def test_one_job_per_model_other_models_free(data, run, monkeypatch):
     assert nbkeras.runs("clf")[0]["status"] == "stopped"
 
 
+@pytest.mark.parametrize("background", [False, True])
+def test_a_stop_that_lands_after_an_epoch_ends_still_reads_stopped(data, run, monkeypatch,
+                                                                   capsys, background):
+    # the stop comes between the callback's last check and Keras' own: Keras ends `fit`
+    # normally, and the run once read "completed ... the data ran out" (CI caught it)
+    import nbkeras.train.callback as cb
+    original = cb.LiveCallback.on_epoch_end
+
+    def late_stop(self, epoch, logs=None):
+        original(self, epoch, logs)
+        self.request_stop()
+
+    monkeypatch.setattr(cb.LiveCallback, "on_epoch_end", late_stop)
+    if background:
+        job = run("%fit clf x y -e 5 -b 64 --quiet --background")
+        assert job.wait(60) and job.status == "stopped"
+        assert "stopped at epoch 1 of 5" in job._state.message
+    else:
+        with pytest.raises(Exception, match="stopped at epoch 1 of 5"):  # as a Stop raises
+            run("%fit clf x y -e 5 -b 64 --quiet")
+        assert "clf: stopped at epoch 1 of 5" in capsys.readouterr().out
+    assert nbkeras.runs("clf")[0]["status"] == "stopped"
+
+
 def test_an_interrupt_does_not_stop_it_but_stop_does(data, run, monkeypatch):
     import signal
     import nbkeras.train.callback as cb

@@ -79,6 +79,7 @@ class LiveCallback(keras.callbacks.Callback):
         self.run_id = run_id
         self.update_interval = update_interval
         self.stop_requested = False
+        self.stopped = False  # the last run ended on a stop request
         self._next_draw = 0.0
         self._last_draw = -1e9
         self._epoch_pending = False
@@ -94,12 +95,16 @@ class LiveCallback(keras.callbacks.Callback):
         # `stop_requested` is kept: a Stop clicked before the first batch still stops
         # (Keras resets `model.stop_training` when `fit` starts); it is cleared at the end
         self.closed = False
+        self.stopped = False
         self._next_draw = 0.0
         self._last_draw = -1e9
         self._epoch_pending = False
         self._batch = 0
 
     def on_train_end(self, logs=None):
+        # A stop that lands after the last check of an epoch end reaches Keras only as
+        # `model.stop_training`, and `fit` returns normally: the run was still stopped
+        self.stopped = self.stop_requested
         self.stop_requested = False  # a reused callback starts clean
         if self._epoch_pending:  # the last epochs' ends, not yet drawn
             self._draw(self.view.epoch)

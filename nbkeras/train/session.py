@@ -214,6 +214,8 @@ class FitSession:
                 self.model.fit(plan.x, callbacks=plan.callbacks + watching + callbacks
                                + [self.last_good], **plan.fit_kwargs)
             self.kept_epoch = restored_epoch(plan.callbacks)
+            if any(getattr(c, "stopped", False) for c in callbacks):
+                self.status = "stopped"
         except Exception as exc:
             self._settle()
             self._failed(exc)
