@@ -15,6 +15,27 @@ from traitlets.config import Configurable
 from .backend import import_keras
 from .notebook.echo import without_echo
 from .notebook.lineargs import split_line
+from .options.training import FIT_POSITIONALS, TRAINING, declared, trial_options
+
+
+def _arguments(positionals):
+    """IPython `@argument`s for (name, kwargs) pairs, in their order."""
+    def apply(func):
+        for name, kwargs in reversed(positionals):
+            func = argument(name, **kwargs)(func)
+        return func
+    return apply
+
+
+def _training_arguments(options, magic: str):
+    """IPython `@argument`s for the options table's rows (`nbkeras.options`),
+    in the table's order, as `magic` ("fit" or "tune") declares them."""
+    def apply(func):
+        for option in reversed(options):
+            flags, kwargs = declared(option, magic)
+            func = argument(*flags, **kwargs)(func)
+        return func
+    return apply
 
 
 @magics_class
@@ -28,10 +49,6 @@ class NbkerasMagics(Magics, Configurable):
         0.2, config=True,
         help="Least time in seconds between two batch redraws of the live panel "
              "(every epoch end is drawn whatever it says).")
-    plot_budget = Float(
-        0.01, config=True,
-        help="Unused: the live chart is drawn by the browser at every epoch end. "
-             "Kept so that existing configurations still load.")
     display_mode = Enum(
         ["auto", "html", "widget", "text"], "auto", config=True,
         help="How %fit shows progress: the HTML panel ('widget' is its old name), "
@@ -62,42 +79,8 @@ class NbkerasMagics(Magics, Configurable):
         return run_model_cell(self.shell, args, cell or "")
 
     @magic_arguments()
-    @argument("name", help="Name of the model to train.")
-    @argument("x", help="Inputs: an expression (array, list/dict of arrays, DataFrame, dataset).")
-    @argument("y", nargs="?", help="Targets: an expression (omit for a dataset).")
-    @argument("-e", "--epochs", type=int, default=10, help="Number of epochs (default 10).")
-    @argument("-b", "--batch-size", type=int, default=32, help="Batch size (default 32).")
-    @argument("--val", nargs="+", metavar="EXPR", help="Validation data: XVAL [YVAL].")
-    @argument("--val-split", type=float, metavar="F", help="Fraction of the data held out for validation.")
-    @argument("--no-shuffle", action="store_true", help="Keep the sample order.")
-    @argument("--class-weight", metavar="balanced|EXPR", help="'balanced' or a dict expression.")
-    @argument("--sample-weight", metavar="EXPR", help="Per-sample weights.")
-    @argument("--initial-epoch", type=int, metavar="N", help="Epoch to start counting from.")
-    @argument("--resume", action="store_true", help="Continue the model's last run.")
-    @argument("--steps-per-epoch", type=int, metavar="N")
-    @argument("--early-stop", type=int, metavar="PATIENCE", help="Stop after PATIENCE epochs without improvement; restores the best weights.")
-    @argument("--monitor", metavar="METRIC", help="Metric watched by --early-stop, --checkpoint and --reduce-lr.")
-    @argument("--checkpoint", metavar="PATH", help="Save the best model to PATH (atomically).")
-    @argument("--reduce-lr", type=int, metavar="PATIENCE", help="Reduce the learning rate on a plateau.")
-    @argument("--lr-schedule", metavar="KIND", help="cosine, exponential or step.")
-    @argument("--lr-decay", type=float, metavar="F", help="Decay rate (exponential) or factor (step).")
-    @argument("--lr-step", type=int, metavar="N", help="Epochs between drops (step schedule).")
-    @argument("--tensorboard", metavar="DIR")
-    @argument("--csv", metavar="PATH")
-    @argument("--seed", type=int)
-    @argument("--quiet", action="store_true", help="No live panel; a one-line summary at the end.")
-    @argument("--update-interval", type=float, metavar="SECONDS")
-    @argument("--mixed-precision", action="store_true")
-    @argument("--jit", action="store_true", help="Compile with XLA.")
-    @argument("--steps-per-execution", metavar="N|auto")
-    @argument("--text", action="store_true", help="Force the plain-text progress view.")
-    @argument("--cv", type=int, metavar="K", help="K-fold cross-validation: one copy per fold; returns a DataFrame.")
-    @argument("--cv-shuffle", action="store_true", help="Shuffle before splitting the folds (with --seed).")
-    @argument("--devices", metavar="all|N|LIST", help="Train data-parallel over these devices (all, a count, or a list: 0,1 or gpu:0,gpu:1); --batch-size stays the global batch.")
-    @argument("--code", action="store_true",
-              help="Write and show a standalone Keras script of this training (nbkeras_code/NAME/train.py, data as .npy beside it); train nothing.")
-    @argument("--background", action="store_true",
-              help="Train on a thread and return a job handle at once; the kernel stays free.")
+    @_arguments(FIT_POSITIONALS)
+    @_training_arguments(TRAINING, "fit")
     @line_magic
     def fit(self, line):
         """Train a model with a live progress panel and history plot."""
@@ -121,19 +104,18 @@ class NbkerasMagics(Magics, Configurable):
     @argument("--resume", action="store_true", help="Continue an existing study (without it, a study name that is taken gets -2, -3, ...).")
     @argument("--storage", metavar="URL", help="Optuna storage URL (default: SQLite beside the registry).")
     @argument("--workers", type=int, metavar="N", help="Run N trials at a time in N worker processes (one GPU each when there are several), sharing the study's storage.")
-    @argument("--cv", type=int, metavar="K", help="Score each trial by K-fold cross-validation (mean over folds).")
-    @argument("-e", "--epochs", type=int, default=10)
-    @argument("-b", "--batch-size", type=int, default=32)
-    @argument("--val", nargs="+", metavar="EXPR", help="Validation data: XVAL [YVAL]. Without --val, --val-split or --cv, each trial holds out the last 20%% of the samples (--val-split 0.2), unless --objective names a training metric.")
-    @argument("--val-split", type=float, metavar="F", help="Fraction of the samples (the last ones) each trial holds out for validation.")
-    @argument("--class-weight", metavar="balanced|EXPR")
-    @argument("--early-stop", type=int, metavar="PATIENCE")
     @argument("--quiet", action="store_true", help="No live display; a summary line at the end.")
+    @_training_arguments(trial_options(), "tune")
     @line_magic
     def tune(self, line):
         """Search a spec's spaces with Optuna, training each trial like %fit."""
         import_keras()
+        from .errors import UsageError
+        from .options.training import refuse_for_trials
         from .tune.search import run_tune
+        refusal = refuse_for_trials(split_line(line), self.tune.parser._option_string_actions)
+        if refusal:
+            raise UsageError(refusal)
         args = self._parse(self.tune, line)
         return without_echo(self.shell, run_tune(self.shell, args, self))
 

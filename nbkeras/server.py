@@ -57,7 +57,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from .registry import get_registry
-from .results.fitline import fit_line
+from .options.fitline import fit_line
 
 NAMESPACE = ("nbkeras", "api")
 MARK_INTERRUPTED_EVERY_S = 30.0

@@ -410,7 +410,7 @@ print(json.dumps([[s["name"] for s in before], [s["name"] for s in after], after
                          capture_output=True, text=True).stdout
     assert json.loads(out) == [["dense.arg1"], ["dense.units"], "choice", False]
 
-# -- the %fit line of a run (nbkeras.results.fitline) ---------------------------
+# -- the %fit line of a run (nbkeras.options.fitline) ---------------------------
 
 def _options_of(line):
     """A run's options as `%fit LINE` records them (see nbkeras.train.plan)."""
@@ -434,25 +434,25 @@ def _options_of(line):
     ("net x[:100] y[:100] --initial-epoch 5", "%fit net x[:100] y[:100] --initial-epoch 5"),
 ])
 def test_fit_line_shows_only_the_flags_that_differ_from_their_defaults(line, expected):
-    from nbkeras.results.fitline import fit_line
+    from nbkeras.options.fitline import fit_line
     assert fit_line("ignored", _options_of(line)) == expected
 
 
 def test_fit_line_round_trips_through_the_parser():
-    from nbkeras.results.fitline import fit_line
+    from nbkeras.options.fitline import fit_line
     options = _options_of("m x y -e 7 --lr-schedule cosine --reduce-lr 2 --jit")
     again = _options_of(fit_line("m", options)[len("%fit "):])
     assert again == options
 
 
 def test_fit_line_of_a_run_without_options_is_the_bare_magic():
-    from nbkeras.results.fitline import fit_line
+    from nbkeras.options.fitline import fit_line
     assert fit_line("digits", {}) == "%fit digits"
     assert fit_line("digits", None) == "%fit digits"
 
 
 def test_option_differences_list_only_what_differs():
-    from nbkeras.results.fitline import option_differences
+    from nbkeras.options.fitline import option_differences
     a = {"options": _options_of("m x y -e 20 --seed 1")}
     b = {"options": _options_of("m x y -e 20 -b 64")}
     assert option_differences([a, b]) == [("-b", ["", "64"]), ("--seed", ["1", ""])]

@@ -82,7 +82,7 @@ def _group(model: str, options_text: Optional[str], status: str, epochs: int,
                          "min", "max") else None,
                      values=values if isinstance(values, dict) else {})
     if options.get("cv_group") is not None:
-        from ..results.fitline import fit_line  # imports no Keras
+        from ..options.fitline import fit_line  # imports no Keras
         group.update(cv_group=str(options["cv_group"]), fold=options.get("fold"),
                      folds=options.get("cv"), fit_line=fit_line(model, options))
     if not group:

@@ -20,7 +20,7 @@ from ..errors import UsageError, did_you_mean
 from ..metricvocab import is_score, primary_metric
 from ..registry import get_registry
 from .common import Table, fmt, fmt_duration, is_keras_model
-from .fitline import fit_line, option_differences
+from ..options.fitline import fit_line, option_differences
 
 OVERVIEW_RUNS = 20
 MODEL_RUNS = 200

@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional
 
 from ..errors import UsageError
 from .job import keep_only
-from .search import TrialContext, row_of
+from .trial import TrialContext, row_of
 from .view import SearchState, SearchView
 
 POLL_INTERVAL = 0.5  # least seconds between two reads of the storage
@@ -104,6 +104,10 @@ def _job(ctx: TrialContext, args, plan0, model0, until, start: int):
         fit["val"] = ["val_x", "val_y"]
         data["val_x"] = (val[0], f"--val `{args.val[0]}`")
         data["val_y"] = (val[1], f"--val `{args.val[1]}`")
+    weights = plan0.fit_kwargs.get("sample_weight")
+    if weights is not None:
+        fit["sample_weight"] = "sample_weight"
+        data["sample_weight"] = (weights, f"--sample-weight `{args.sample_weight}`")
     class_weight = None
     if args.class_weight and args.class_weight != "balanced":
         fit["class_weight"] = "class_weight"
@@ -115,7 +119,7 @@ def _job(ctx: TrialContext, args, plan0, model0, until, start: int):
         "registry": str(pathlib.Path(default_home()).resolve()),
         "fit": fit, "class_weight": class_weight,
         "expressions": {"x": args.x, "y": args.y, "val": args.val,
-                        "class_weight": args.class_weight},
+                        "class_weight": args.class_weight, "sample_weight": args.sample_weight},
         "objective": ctx.objective, "direction": ctx.direction, "seed": ctx.seed,
         "sampler": args.sampler, "pruner": args.pruner, "until": until, "start": start,
         "timeout": args.timeout,
@@ -148,12 +152,11 @@ def gpus() -> List[str]:
 def _start(folder: pathlib.Path, url: str, study: str, n: int) -> List[_Worker]:
     """N worker processes, each in its own session (an interrupt reaches them
     through this kernel only), one GPU each when there are several."""
-    import nbkeras
     from ..registry import default_home
     devices = gpus()
     env = dict(os.environ, NBKERAS_HOME=str(default_home()), PYTHONUNBUFFERED="1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    root = str(pathlib.Path(nbkeras.__file__).resolve().parent.parent)
+    root = str(pathlib.Path(__file__).resolve().parents[2])  # the folder holding nbkeras/
     env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
     out = []
     for i in range(n):

@@ -4,8 +4,9 @@ The registry stores a run's options as the argparse namespace of its `%fit`
 line (plus `epochs_planned` and `initial_epoch`, which the plan adds). A user
 reads `%fit digits x y -e 20 --val-split 0.2` at a glance where a dict of
 thirty keys says little, so the sidebar and `%models --compare` show this
-line. The flags and their defaults come from the `%fit` magic's own parser,
-so a new flag shows without a change here. Imports no Keras.
+line. The flags and their defaults come from the options table that the
+`%fit` magic is declared from (`nbkeras.options.training`), so a new flag
+shows without a change here. Imports no Keras and no IPython.
 """
 
 from __future__ import annotations
@@ -13,16 +14,9 @@ from __future__ import annotations
 import shlex
 from typing import Any, Dict, List, Optional, Tuple
 
-# Keys the plan adds beside the namespace; never flags of their own.
-_PLAN_KEYS = {"epochs_planned", "watch", "mode"}
-
-
-def _fit_actions() -> Optional[list]:
-    try:
-        from ..magics import NbkerasMagics
-        return list(NbkerasMagics.fit.parser._actions)
-    except Exception:  # noqa: BLE001 - no IPython here: fall back to the keys
-        return None
+def _fit_actions() -> list:
+    from .training import fit_parser
+    return list(fit_parser()._actions)
 
 
 def _word(value: Any) -> str:
@@ -40,38 +34,24 @@ def fit_flags(options: Dict[str, Any]) -> List[Tuple[str, str]]:
         >>> fit_flags({"epochs": 20, "batch_size": 32, "val_split": 0.2, "jit": False})
         [('-e', '20'), ('--val-split', '0.2')]
     """
-    actions = _fit_actions()
     out: List[Tuple[str, str]] = []
     resume = bool(options.get("resume"))
-    seen = set()
-    if actions is not None:
-        for action in actions:
-            if not action.option_strings or action.dest not in options:
-                continue
-            seen.add(action.dest)
-            value = options[action.dest]
-            if value is None or value is False or value == action.default:
-                continue
-            # the plan fills initial_epoch (0 by default, computed for --resume)
-            if action.dest == "initial_epoch" and (resume or value == 0):
-                continue
-            flag = action.option_strings[0]
-            if action.nargs == 0:
-                out.append((flag, ""))
-            elif isinstance(value, list):
-                out.append((flag, " ".join(_word(v) for v in value)))
-            else:
-                out.append((flag, _word(value)))
-        return out
-    # no parser: every truthy key as a long flag
-    for key, value in options.items():
-        if key in ("name", "x", "y") or key in _PLAN_KEYS or key in seen:
+    for action in _fit_actions():
+        if not action.option_strings or action.dest not in options:
             continue
-        if value is None or value is False or (key == "initial_epoch" and value == 0):
+        value = options[action.dest]
+        if value is None or value is False or value == action.default:
             continue
-        flag = "--" + key.replace("_", "-")
-        out.append((flag, "" if value is True else
-                    " ".join(_word(v) for v in value) if isinstance(value, list) else _word(value)))
+        # the plan fills initial_epoch (0 by default, computed for --resume)
+        if action.dest == "initial_epoch" and (resume or value == 0):
+            continue
+        flag = action.option_strings[0]
+        if action.nargs == 0:
+            out.append((flag, ""))
+        elif isinstance(value, list):
+            out.append((flag, " ".join(_word(v) for v in value)))
+        else:
+            out.append((flag, _word(value)))
     return out
 
 
@@ -104,7 +84,7 @@ def option_differences(runs: List[Dict[str, Any]]) -> List[Tuple[str, List[str]]
         for flag in flags_of:
             if flag not in flags:
                 flags.append(flag)
-    actions = _fit_actions() or []
+    actions = _fit_actions()
     order = {a.option_strings[0]: i for i, a in enumerate(actions) if a.option_strings}
     flags.sort(key=lambda f: order.get(f, len(order)))  # the parser's order (stable otherwise)
     out = []
