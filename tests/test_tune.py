@@ -109,10 +109,11 @@ def test_resuming_binds_the_study_best_even_when_it_is_an_earlier_trial(tn, monk
     first = tn.run_line_magic("tune", "tn x y --trials 2 -e 2 --val xv yv --seed 1 --quiet")
     tn.run_cell(SPEC).raise_error()  # as after a restart: NAME at its defaults
     import nbkeras.tune.search as search
+    import nbkeras.tune.trial as trials
 
     def failing(ctx, study, trial, row, view, optuna):  # every new trial fails (say, OOM)
         row.state, row.message = "failed", "out of memory"
-        return None, False, search._tell(study, trial, state=optuna.trial.TrialState.FAIL)
+        return None, False, trials._tell(study, trial, state=optuna.trial.TrialState.FAIL)
 
     monkeypatch.setattr(search, "run_trial", failing)
     df = tn.run_line_magic("tune", "tn x y --trials 1 -e 2 --val xv yv --resume --quiet")
@@ -171,16 +172,16 @@ def test_count_metrics_are_lower_is_better_in_the_study_and_every_trial_callback
                 ).raise_error()
     tn.run_cell("%%model fnm\ninput 64\ndense {4, 8} relu\ndense 1 sigmoid\n"
                 "loss binary_crossentropy\nmetrics false_negatives").raise_error()
-    import nbkeras.tune.search as search
+    import nbkeras.tune.trial as trials
     modes = []
-    build = search._build_trial
+    build = trials._build_trial
 
     def recording(ctx, values, trial):
         model, info, plan = build(ctx, values, trial)
         modes.extend(cb.mode for cb in plan.callbacks if hasattr(cb, "mode"))
         return model, info, plan
 
-    monkeypatch.setattr(search, "_build_trial", recording)
+    monkeypatch.setattr(trials, "_build_trial", recording)
     df = tn.run_line_magic("tune", "fnm x yb --trials 2 -e 1 --val xv yvb --early-stop 2 "
                                    "--objective val_false_negatives --quiet")
     import optuna

@@ -31,16 +31,16 @@ def tn(ip):
 
 def _keep_trial_models(monkeypatch):
     """{trial number: the model the trial kept}, filled as the trials end."""
-    import nbkeras.tune.search as search
+    import nbkeras.tune.trial as trials
     kept = {}
-    train = search._train_trial
+    train = trials._train_trial
 
     def recording(ctx, values, trial, view):
         out = train(ctx, values, trial, view)
         kept[trial.number] = out[0]
         return out
 
-    monkeypatch.setattr(search, "_train_trial", recording)
+    monkeypatch.setattr(trials, "_train_trial", recording)
     return kept
 
 

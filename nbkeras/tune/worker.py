@@ -103,7 +103,7 @@ def _context(job, folder: pathlib.Path, spec, study_name: str):
     from ..state import ModelInfo
     from ..train.device import enable_memory_growth
     from .job import worker_fit_args, worker_namespace
-    from .search import TrialContext
+    from .trial import TrialContext
 
     import_keras()
     enable_memory_growth()
@@ -151,7 +151,7 @@ def _next_trial(study, folder: pathlib.Path, until: Optional[int],
 
 
 def _loop(ctx, study, folder: pathlib.Path, until, deadline, optuna) -> int:
-    from .search import run_trial
+    from .trial import run_trial
     from .view import SearchState, SearchView, TrialRow
 
     state = SearchState(study=ctx.study_name, objective=ctx.objective,
