@@ -296,11 +296,12 @@ def test_jax_splits_as_keras_does_then_trims_each_part():
 
 
 def test_the_device_line_names_every_device(monkeypatch):
-    monkeypatch.setattr(distribute, "_device_names",
+    from nbkeras.train import device
+    monkeypatch.setattr(device, "_device_names",
                         lambda devices, backend: ["NVIDIA H100"] * len(devices))
-    assert distribute.devices_text(["gpu:0", "gpu:1", "gpu:2", "gpu:3"], "jax") == \
+    assert device.devices_text(["gpu:0", "gpu:1", "gpu:2", "gpu:3"], "jax") == \
         "4 × NVIDIA H100 · data parallel"
-    assert distribute.devices_text(["gpu:1"], "jax") == "NVIDIA H100 (gpu:1)"
+    assert device.devices_text(["gpu:1"], "jax") == "NVIDIA H100 (gpu:1)"
 
 
 def test_a_dataset_batch_that_does_not_split_is_one_line():

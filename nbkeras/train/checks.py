@@ -361,3 +361,13 @@ def check_fit_data(model, x, y, x_label: str, y_label: Optional[str], info=None,
     check_counts(pairs)
     check_inputs(model, x, x_label)
     return check_targets(model, y, y_label or "y", info, settled)
+
+
+def n_samples(x) -> Optional[int]:
+    """The number of samples (rows) of an array, or of the first array in a list or dict."""
+    if isinstance(x, dict):
+        x = next(iter(x.values()), None)
+    elif isinstance(x, list):
+        x = x[0] if x else None
+    shape = getattr(x, "shape", None)
+    return int(shape[0]) if shape else None

@@ -11,6 +11,7 @@ once how to stop that.
 from __future__ import annotations
 
 import functools
+from typing import Dict, List, Optional, Sequence
 
 
 def enable_memory_growth() -> None:
@@ -64,7 +65,6 @@ def device_line(mixed_precision: bool = False, devices=None) -> str:
     with `devices` (`--devices`) '4 × <name> · data parallel · mixed precision off'."""
     import keras
     if devices:
-        from .distribute import devices_text
         where = devices_text(devices, keras.backend.backend())
     else:
         where = _accelerator(keras.backend.backend())
@@ -106,3 +106,45 @@ def mixed_precision_copy(model, info, policy: str):
     from ..state import set_info
     set_info(clone, info)
     return clone
+
+
+def _device_names(devices: Sequence[str], backend: str) -> List[str]:
+    """A readable name per device ("NVIDIA H100 80GB HBM3", "CPU")."""
+    names = []
+    try:
+        if backend == "jax":
+            import jax
+            by_id = {f"{d.platform}:{d.id}": d for d in jax.devices()}
+            for dev in devices:
+                d = by_id.get(dev)
+                names.append("CPU" if d is None or d.platform == "cpu" else str(d.device_kind))
+            return names
+        if backend == "tensorflow":
+            import tensorflow as tf
+            gpus = tf.config.list_physical_devices("GPU")
+            for dev in devices:
+                kind, _, index = dev.partition(":")
+                if kind == "gpu" and gpus:
+                    gpu = gpus[min(int(index or 0), len(gpus) - 1)]
+                    names.append(tf.config.experimental.get_device_details(gpu).get(
+                        "device_name", "GPU"))
+                else:
+                    names.append(kind.upper())
+            return names
+    except Exception:  # noqa: BLE001 - a name is never worth a failed run
+        pass
+    return [d.partition(":")[0].upper() for d in devices]
+
+
+def devices_text(devices: Sequence[str], backend: Optional[str] = None) -> str:
+    """'4 × NVIDIA H100 · data parallel', '2 × CPU + 1 × ...', or 'CPU (cpu:1)'."""
+    if backend is None:
+        import keras
+        backend = keras.backend.backend()
+    names = _device_names(devices, backend)
+    if len(devices) == 1:
+        return f"{names[0]} ({devices[0]})"
+    counts: Dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return " + ".join(f"{n} × {name}" for name, n in counts.items()) + " · data parallel"

@@ -31,7 +31,8 @@ import weakref
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import UsageError, did_you_mean
-from .plan import n_samples
+from .checks import n_samples
+from .device import enable_memory_growth
 
 SUPPORTED = ("jax", "tensorflow")
 
@@ -58,7 +59,6 @@ def available_devices(backend: Optional[str] = None) -> List[str]:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        from .device import enable_memory_growth
         enable_memory_growth()  # listing logical devices starts TensorFlow's GPUs
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return [f"{d.device_type.lower()}:{d.name.rsplit(':', 1)[-1]}" for d in devices]
@@ -127,48 +127,6 @@ def parse_devices(text: str, backend: Optional[str] = None,
     if not chosen:
         raise UsageError(f"--devices {text!r}: give `all`, a count or a list; {_listing(have)}")
     return chosen
-
-
-# -- the device line ---------------------------------------------------------------
-
-def _device_names(devices: Sequence[str], backend: str) -> List[str]:
-    """A readable name per device ("NVIDIA H100 80GB HBM3", "CPU")."""
-    names = []
-    try:
-        if backend == "jax":
-            import jax
-            by_id = {f"{d.platform}:{d.id}": d for d in jax.devices()}
-            for dev in devices:
-                d = by_id.get(dev)
-                names.append("CPU" if d is None or d.platform == "cpu" else str(d.device_kind))
-            return names
-        if backend == "tensorflow":
-            import tensorflow as tf
-            gpus = tf.config.list_physical_devices("GPU")
-            for dev in devices:
-                kind, _, index = dev.partition(":")
-                if kind == "gpu" and gpus:
-                    gpu = gpus[min(int(index or 0), len(gpus) - 1)]
-                    names.append(tf.config.experimental.get_device_details(gpu).get(
-                        "device_name", "GPU"))
-                else:
-                    names.append(kind.upper())
-            return names
-    except Exception:  # noqa: BLE001 - a name is never worth a failed run
-        pass
-    return [d.partition(":")[0].upper() for d in devices]
-
-
-def devices_text(devices: Sequence[str], backend: Optional[str] = None) -> str:
-    """'4 × NVIDIA H100 · data parallel', '2 × CPU + 1 × ...', or 'CPU (cpu:1)'."""
-    backend = backend or _backend()
-    names = _device_names(devices, backend)
-    if len(devices) == 1:
-        return f"{names[0]} ({devices[0]})"
-    counts: Dict[str, int] = {}
-    for name in names:
-        counts[name] = counts.get(name, 0) + 1
-    return " + ".join(f"{n} × {name}" for name, n in counts.items()) + " · data parallel"
 
 
 def batch_text(batch_size: Optional[int], n_devices: int) -> str:

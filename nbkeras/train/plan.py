@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from ..errors import DataError, UsageError, did_you_mean
-from .checks import check_fit_data, is_dataset, to_arrays
+from .checks import check_fit_data, is_dataset, n_samples, to_arrays
 
 SCHEDULES = ("cosine", "exponential", "step")
 
@@ -74,16 +74,6 @@ def evaluate(shell, expr: str, what: str):
     except Exception as exc:
         raise DataError(f"{what} `{expr}` could not be evaluated: "
                         f"{type(exc).__name__}: {exc}") from None
-
-
-def n_samples(x) -> Optional[int]:
-    """The number of samples (rows) of an array, or of the first array in a list or dict."""
-    if isinstance(x, dict):
-        x = next(iter(x.values()), None)
-    elif isinstance(x, list):
-        x = x[0] if x else None
-    shape = getattr(x, "shape", None)
-    return int(shape[0]) if shape else None
 
 
 def _dataset_steps(x) -> Optional[int]:

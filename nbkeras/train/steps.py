@@ -47,7 +47,7 @@ import keras
 import numpy as np
 
 from ..keras_private import loss_and_metrics_built
-from .plan import n_samples
+from .checks import n_samples
 
 DISPATCH_BOUND = 0.050   # seconds: Keras' per-step loop (0.3-1.3 ms, more on a busy CPU) is worth saving below it
 MAX_STEPS = 128          # steps per call at most (the gain is flat long before)
