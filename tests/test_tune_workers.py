@@ -247,9 +247,14 @@ def test_workers_search_a_model_built_with_an_input_option_and_resume_binds_the_
     ip.run_cell(DATA).raise_error()
     cell = "%%model ti --input 64\n" + SPEC.split("\n", 1)[1]
     ip.run_cell(cell).raise_error()
+    ip.run_cell("w = np.where(y < 5, 1.0, 0.5).astype('float32')").raise_error()
     first = ip.run_line_magic("tune", "ti x y --trials 2 --workers 1 -e 2 --val xv yv --seed 3 "
-                                      "--pruner none --quiet")
+                                      "--pruner none --sample-weight w --lr-schedule cosine "
+                                      "--quiet")
     assert list(first["state"]) == ["complete"] * 2
+    import nbkeras  # a worker's trials train with the line's options, the weights as data
+    for run in [r for r in nbkeras.runs(model="ti") if r.get("study")]:
+        assert (run["options"]["sample_weight"], run["options"]["lr_schedule"]) == ("w", "cosine")
     ip.run_cell(cell).raise_error()                 # as after a restart: NAME at its defaults
     df = ip.run_line_magic("tune", "ti x y --trials 1 --workers 1 -e 2 --val xv yv --resume "
                                    "--timeout 1e-9 --quiet")            # no new trial starts
