@@ -121,8 +121,8 @@ class NbkerasMagics(Magics, Configurable):
 
     @magic_arguments()
     @argument("name")
-    @argument("x")
-    @argument("y")
+    @argument("x", help="Inputs: an expression, or a folder of class subfolders of images.")
+    @argument("y", nargs="?", help="Targets (omit for a folder of images).")
     @argument("-b", "--batch-size", type=int, default=32)
     @argument("--no-plots", action="store_true", help="Only the numbers.")
     @line_magic

@@ -134,6 +134,10 @@ def run_model_cell(shell, args, cell: str) -> None:
         info = set_info(model, ModelInfo(name=args.name, spec_text="", version_id=version,
                                          compile_kwargs=kwargs,
                                          extra={"source": os.path.abspath(args.from_path)}))
+        from ..train.images import read_classes
+        names = read_classes(os.path.expanduser(args.from_path))  # what %export kept beside it
+        if names:
+            info.extra["class_names"] = names
         if devices:
             mark_placed(model, devices, info)
         from .summary import ModelSummary

@@ -33,6 +33,7 @@ class Evaluation(dict):
     confusion: Any = None
     figure: Any = None
     kind: str = ""
+    class_names: Optional[List[str]] = None
     outputs: Optional[Dict[str, "Evaluation"]] = None
     output: str = ""
 
@@ -52,7 +53,7 @@ def run_evaluate(shell, args) -> Evaluation:
     """Body of `%evaluate NAME X Y [--batch-size N] [--no-plots]`."""
     model = get_model(shell, args.name, doing="evaluate")
     x = evaluate_expr(shell, args.x, "X")
-    y = evaluate_expr(shell, args.y, "Y")
+    x, y, names = _images_or(shell, model, x, args)
     nx, ny = n_samples(x), n_samples(y)
     if nx is not None and ny is not None and nx != ny:
         raise DataError(f"`{args.x}` has {nx} samples but `{args.y}` has {ny}; "
@@ -86,7 +87,7 @@ def run_evaluate(shell, args) -> Evaluation:
         elif y_true is None:
             _multilabel(result, np.asarray(y), pred, args)
         else:
-            _classification(result, y_true, pred)
+            _classification(result, y_true, pred, names)
     else:
         result.outputs = _per_output(model, x, y, args)
         for sub in result.outputs.values():
@@ -188,7 +189,29 @@ def _multilabel(result: Evaluation, y, pred, args) -> None:
     result.per_class = _rows(per)
 
 
-def _classification(result: Evaluation, y_true, pred) -> None:
+def _images_or(shell, model, x, args):
+    """(x, y, class names): `%evaluate NAME "test/"` reads a folder of class
+    subfolders as the model's images and their classes; else Y is evaluated."""
+    from ..state import get_info
+    from ..train.images import as_path, load_images, truth_indices
+    names = get_info(model, args.name).extra.get("class_names")
+    path = as_path(x)
+    if path is None:
+        if args.y is None:
+            raise UsageError(f"give the targets: `%evaluate {args.name} {args.x} Y`")
+        return x, evaluate_expr(shell, args.y, "Y"), names
+    if args.y is not None:
+        raise UsageError(f"`{args.x}` is a folder of images whose class subfolders are the "
+                         f"labels: drop `{args.y}`")
+    images, _, truth = load_images(path, model, f"`{args.x}`")
+    if truth is None:
+        raise UsageError(f"`{args.x}` holds images but no class subfolders: %evaluate needs "
+                         "the true classes (test/cats/, test/dogs/, ...); %predict names them")
+    y, names = truth_indices(truth, names, path)
+    return images, y, names
+
+
+def _classification(result: Evaluation, y_true, pred, names=None) -> None:
     import numpy as np
     units = pred.shape[-1] if pred.ndim > 1 else 1
     if units == 1:
@@ -204,8 +227,9 @@ def _classification(result: Evaluation, y_true, pred) -> None:
     result.update(M.averages(per))
     if n_classes == 2 and scores is not None:
         result["roc_auc"] = M.roc_auc(y_true, scores)
-    result.per_class = _rows(per)
+    result.per_class = _rows(per, names)
     result.confusion = cm
+    result.class_names = list(names) if names and len(names) == n_classes else None
 
 
 def _true_classes(y, n_classes: int, units: int, expr: str):
@@ -230,8 +254,9 @@ def _true_classes(y, n_classes: int, units: int, expr: str):
     return flat
 
 
-def _rows(per) -> List[Dict[str, Any]]:
-    return [{"class": i, "precision": float(per["precision"][i]),
+def _rows(per, names=None) -> List[Dict[str, Any]]:
+    names = names if names and len(names) == len(per["f1"]) else None
+    return [{"class": names[i] if names else i, "precision": float(per["precision"][i]),
              "recall": float(per["recall"][i]), "f1": float(per["f1"][i]),
              "support": int(per["support"][i])} for i in range(len(per["f1"]))]
 
@@ -265,10 +290,11 @@ def _show(result: Evaluation, args) -> None:
                       title=title, headline=headline))
         if result.confusion is not None and not args.no_plots:
             result.figure = _plot_confusion(
-                result.confusion, f"{args.name}.{result.output}" if result.output else args.name)
+                result.confusion, f"{args.name}.{result.output}" if result.output else args.name,
+                result.class_names)
 
 
-def _plot_confusion(cm, name: str):
+def _plot_confusion(cm, name: str, labels=None):
     import matplotlib.pyplot as plt
 
     k = len(cm)
@@ -280,6 +306,9 @@ def _plot_confusion(cm, name: str):
         ticks = range(k)
         ax.set_xticks(ticks)
         ax.set_yticks(ticks)
+        if labels:  # the model's class names (an image folder's subfolders)
+            ax.set_xticklabels(labels, rotation=45, ha="right")
+            ax.set_yticklabels(labels)
         high = cm.max() / 2 if cm.size else 0
         for i in range(k):
             for j in range(k):

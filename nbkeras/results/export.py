@@ -50,7 +50,13 @@ def run_export(shell, args) -> None:
             _atomic_file(path, lambda tmp: writer(model, tmp))
     finally:
         quiet.setLevel(level)
-    print(f"Saved `{args.name}` to {path} ({fmt} format, {_human(_size(path))})")
+    from ..state import get_info
+    names = get_info(model, args.name).extra.get("class_names")
+    beside = ""
+    if names and fmt == "keras":
+        from ..train.images import write_classes
+        beside = f"; its {len(names)} class names in {write_classes(path, names).name} beside it"
+    print(f"Saved `{args.name}` to {path} ({fmt} format, {_human(_size(path))}){beside}")
 
 
 def _export_service(shell, args, model, path: pathlib.Path) -> None:

@@ -21,8 +21,14 @@ def run_predict(shell, args):
         with `--classes`; None with `--show`, whose picture is the output
         (a returned array would be echoed under it).
     """
+    from ..state import get_info
+    from ..train.images import as_path, load_images
     model = get_model(shell, args.name, doing="predict")
+    names = get_info(model, args.name).extra.get("class_names")
     x = evaluate_expr(shell, args.x, "X")
+    path, files = as_path(x), None
+    if path is not None:  # an image file, or a folder of them: read at the model's input size
+        x, files, _ = load_images(path, model, f"`{args.x}`")
     check_inputs(model, x, args.x)
     if args.show is not None and args.show < 1:
         raise UsageError(f"`--show {args.show}`: give the number of inputs to show, e.g. "
@@ -45,9 +51,21 @@ def run_predict(shell, args):
     if args.show:
         images = evaluate_expr(shell, args.images, "--images") if args.images else x
         labels = evaluate_expr(shell, args.labels, "--labels") if args.labels else None
-        show_grid(images, classes, labels, args.show, args, confidence(pred, kind))
+        show_grid(images, classes, labels, args.show, args, confidence(pred, kind), names)
         return None
+    if files is not None and kind not in ("regression", "multi") and not args.classes:
+        return _named(files, path, class_indices(pred, kind), confidence(pred, kind), names)
     return classes if args.classes else pred
+
+
+def _named(files, path, classes, conf, names):
+    """One row per image file: its predicted class (by name) and the model's confidence."""
+    import pandas as pd
+    base = path if path.is_dir() else path.parent
+    return pd.DataFrame({
+        "file": [str(f.relative_to(base)) for f in files],
+        "class": [_txt(c, names) for c in classes],
+        "probability": [round(float(c), 4) for c in conf] if conf is not None else None})
 
 
 def as_images(images, n: int, expr: str):
@@ -91,7 +109,7 @@ def confidence(pred, kind: str):
     return None
 
 
-def show_grid(images, classes, labels, n: int, args, conf=None):
+def show_grid(images, classes, labels, n: int, args, conf=None, names=None):
     """Draw `n` images with their predicted (and true) labels and the
     model's confidence; wrong ones red, with room between the rows."""
     import matplotlib.pyplot as plt
@@ -125,19 +143,21 @@ def show_grid(images, classes, labels, n: int, args, conf=None):
         pred = classes[i]
         sure = f" · {conf[i]:.0%}" if conf is not None else ""
         if truth is None:
-            ax.set_title(f"{_txt(pred)}{sure}", fontsize=11)
+            ax.set_title(f"{_txt(pred, names)}{sure}", fontsize=11)
         else:
             wrong = np.any(np.asarray(pred) != np.asarray(truth[i]))
-            ax.set_title(f"{_txt(pred)}{sure}\ntrue {_txt(truth[i])}", fontsize=10.5,
+            ax.set_title(f"{_txt(pred, names)}{sure}\ntrue {_txt(truth[i], names)}", fontsize=10.5,
                          color=WRONG_COLOR if wrong else NEUTRAL_TEXT, linespacing=1.3)
     fig.get_layout_engine().set(h_pad=0.06, w_pad=0.04)
     from .common import show_figure
     return show_figure(fig)
 
 
-def _txt(label) -> str:
+def _txt(label, names=None) -> str:
+    """A class as shown: its name when the model has class names, else its index."""
     import numpy as np
     label = np.asarray(label)
     if label.ndim:  # multi-label: the indices that are on
         return ",".join(str(i) for i in np.flatnonzero(label)) or "-"
-    return str(int(label))
+    i = int(label)
+    return str(names[i]) if names and 0 <= i < len(names) else str(i)

@@ -73,6 +73,8 @@ def run_fit(shell, args, magics):
     plan = build_plan(shell, args, model, info)
     for note in plan.notes:
         print(f"nbkeras: {note}")
+    if plan.class_names and not getattr(args, "code", False):
+        info.extra["class_names"] = plan.class_names  # %predict, %evaluate, %serve name them
     if getattr(args, "code", False):  # --code: write and show the script, train nothing
         from .script import show_fit_script
         return show_fit_script(shell, plan, model, info)

@@ -58,6 +58,7 @@ class FitPlan:
     text: bool = False
     update_interval: Optional[float] = None
     background: bool = False
+    class_names: Optional[List[str]] = None  # an image folder's subfolders (`images.py`)
     devices: Optional[List[str]] = None  # `--devices`: Keras device names ("gpu:0"); None: one device
     batch_split: str = ""                # "batch 256 = 4 × 64" over several devices
 
@@ -290,14 +291,19 @@ def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
         raise UsageError("give --val or --val-split, not both")
     if args.val_split is not None and not 0 < args.val_split < 1:
         raise UsageError(f"--val-split {args.val_split}: give a fraction between 0 and 1")
-    x = to_arrays(evaluate(shell, args.x, "x"), args.x)
+    x = evaluate(shell, args.x, "x")
+    images = _image_folder(args, model, x)
+    x = images.train if images is not None else to_arrays(x, args.x)
     y = to_arrays(evaluate(shell, args.y, "y"), args.y) if args.y else None
     dataset = is_dataset(x)
+    if images is not None and y is not None:
+        raise UsageError(f"`{args.x}` is a folder of images whose class subfolders are the "
+                         f"labels: drop `{args.y}`")
     if dataset and y is not None:
         raise UsageError(f"`{args.x}` is a dataset, which carries its own targets: drop `{args.y}`")
     if not dataset and y is None:
         raise UsageError(f"give the targets: `%fit {args.name} {args.x} Y`")
-    if dataset and args.val_split is not None:
+    if dataset and args.val_split is not None and images is None:
         raise UsageError("--val-split needs arrays; with a dataset pass --val XVAL")
     sw = to_arrays(evaluate(shell, args.sample_weight, "--sample-weight"),
                    args.sample_weight) if args.sample_weight else None
@@ -307,9 +313,15 @@ def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
                    early_stop=args.early_stop, resume=bool(args.resume), quiet=bool(args.quiet),
                    text=bool(args.text), update_interval=args.update_interval,
                    background=bool(getattr(args, "background", False)))
+    if images is not None:
+        plan.class_names = images.class_names
+        plan.notes += [images.note] + images.warnings
     plan.notes += check_fit_data(model, x, y, args.x, args.y, info, sw, args.sample_weight or "",
                                  settled=plan.settle)
-    val = None
+    val = images.val if images is not None else None
+    if args.val and images is not None:
+        raise UsageError("an image folder is split by --val-split (Keras' subset='both'): "
+                         "drop --val, or put the validation images in the same folder")
     if args.val:
         if len(args.val) > 2:
             raise UsageError(f"--val takes XVAL [YVAL], got {len(args.val)} expressions")
@@ -344,7 +356,7 @@ def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
         kw["y"] = y
     if val is not None:
         kw["validation_data"] = val
-    if args.val_split is not None:
+    if args.val_split is not None and images is None:
         kw["validation_split"] = args.val_split
     if sw is not None:
         kw["sample_weight"] = sw
@@ -376,7 +388,19 @@ def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
     # `watch` and `mode`: what every callback of the run watches, and which way is better
     plan.options.update(epochs_planned=plan.epochs, initial_epoch=plan.initial_epoch,
                         watch=plan.monitor, mode=plan.mode)
+    if plan.class_names:
+        plan.options["class_names"] = plan.class_names  # the registry keeps them with the run
     return plan
+
+
+def _image_folder(args, model, value):
+    """`%fit NAME "photos/"`: the folder read as datasets (`images.py`), or None."""
+    from .images import as_path, read_image_folder
+    path = as_path(value)
+    if path is None:
+        return None
+    return read_image_folder(path, model, args.batch_size, args.val_split, args.seed,
+                             shuffle=not args.no_shuffle, what=f"`{args.x}`")
 
 
 def _model_settings(args, plan: FitPlan, model) -> None:
