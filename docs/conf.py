@@ -55,7 +55,7 @@ html_theme = "furo"
 html_title = "nbkeras"
 html_static_path = []
 
-nitpicky = False
+nitpicky = True  # every cross-reference must resolve (it does; keep it so)
 html_copy_source = False  # the notebooks stay where they are; no _sources copy
 
 

@@ -26,4 +26,7 @@ PYEOF
 then
   "$PY" -m pip install -q -r docs/requirements.txt
 fi
-exec "$PY" -m sphinx -b html -W --keep-going -q -c docs -d docs/_build/doctrees . docs/_build/html "$@"
+# DOCS_SRC / DOCS_OUT build another source folder with this configuration (the tests do).
+SRC=${DOCS_SRC:-.}
+OUT=${DOCS_OUT:-docs/_build/html}
+exec "$PY" -m sphinx -b html -W --keep-going -q -c docs -d "$OUT/../doctrees" "$SRC" "$OUT" "$@"

@@ -22,6 +22,10 @@ fi
 # subprocesses where it matters).
 JAX_TESTS=(tests/test_kept_weights.py tests/test_invariants.py tests/test_tune_invariants.py)
 set +e
+# The documentation site (Sphinx + MyST-NB, warnings are errors; a few
+# seconds): installs its pinned toolchain; tests/test_docs.py checks the pages.
+bash scripts/docs.sh
+rc_docs=$?
 .venv/bin/python -m pytest tests --nbval-lax notebooks --nbval-sanitize-with notebooks/sanitize.cfg "$@"
 rc=$?
 KERAS_BACKEND=jax JAX_PLATFORMS=cpu .venv/bin/python -m pytest "${JAX_TESTS[@]}" "$@"
@@ -40,4 +44,8 @@ if [ "$rc" = 5 ] || [ "$rc_jax" = 5 ]; then
   exit 1
 fi
 if [ "$rc" != 0 ]; then exit "$rc"; fi
+if [ "$rc_docs" != 0 ]; then
+  echo "error: the documentation site did not build (bash scripts/docs.sh)" >&2
+  exit "$rc_docs"
+fi
 exit "$rc_jax"

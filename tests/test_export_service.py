@@ -168,7 +168,8 @@ def test_a_second_export_replaces_the_first_and_nothing_else_is_overwritten(expo
         run(f"%export digits {tmp_path / 'no' / 'svc'} --format service")
 
 
-def test_readme_shows_the_manifest_the_export_writes():
-    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+def test_docs_show_the_manifest_the_export_writes():
+    # the serving page of the documentation site (it was the README's section)
+    page = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "guide" / "serving.md").read_text()
     from nbkeras.results.service import kubernetes
-    assert kubernetes("digits") in readme
+    assert kubernetes("digits") in page
