@@ -189,3 +189,25 @@ def test_the_docs_dependencies_are_pinned():
     names = {p.split("==")[0] for p in pins}
     assert {"sphinx", "myst-nb", "furo"} <= names
     assert all("==" in p for p in pins)
+
+
+def test_the_readme_example_runs(tmp_path):
+    """The README's first model, cell by cell, in a real IPython shell."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## A first model in ten lines", 1)[1].split("\n## ", 1)[0]
+    cells = [c.strip("\n") for c in re.findall(r"```[a-z]*\n(.*?)```", section, re.S)]
+    assert len(cells) == 3 and cells[1].startswith("%%model") and cells[2].startswith("%fit")
+    assert sum(len(c.splitlines()) for c in cells) <= 13
+    runner = (
+        "import json, sys\n"
+        "from IPython.testing.globalipapp import start_ipython\n"
+        "ip = start_ipython()\n"
+        "for cell in json.load(open(sys.argv[1])):\n"
+        "    ip.run_cell(cell, store_history=True).raise_error()\n"
+        "h = ip.user_ns['mnist'].history.history\n"
+        "assert len(h['loss']) >= 4 and h['val_accuracy'][-1] > 0.5, h\n")
+    (tmp_path / "cells.json").write_text(json.dumps(cells))
+    env = {**os.environ, "NBKERAS_HOME": str(tmp_path / "home"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", runner, str(tmp_path / "cells.json")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
