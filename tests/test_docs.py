@@ -211,3 +211,16 @@ def test_the_readme_example_runs(tmp_path):
     done = subprocess.run([sys.executable, "-c", runner, str(tmp_path / "cells.json")], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_the_figures_page_quotes_the_stored_results():
+    """The serving and GPU tables say what benchmarks/results/*.json hold."""
+    page = (ROOT / "docs" / "figures.md").read_text()
+    results = ROOT / "benchmarks" / "results"
+    serve = json.loads((results / "serve.json").read_text())
+    for cell in serve["cells"]:
+        assert f"{cell['rps']:,.1f}" in page, cell
+    gpu = json.loads((results / "gpu_check.json").read_text())
+    for way, rate in gpu["panel_rate"]["steps_per_s"].items():
+        assert f"| {round(rate):,} |" in page, (way, rate)
+    assert gpu["gpus"][0] in page
