@@ -118,6 +118,15 @@ TRAINING: List[Option] = [
     _o("--cv-shuffle", action="store_true",
        help="Shuffle before splitting the folds (with --seed).",
        tune_help="Shuffle before splitting the folds (on by itself with --seed)."),
+    _o("--fine-tune", metavar="N|all",
+       help="After the -e epochs of the head, unfreeze the top N layers of each frozen base "
+            "(BatchNormalization stays frozen), compile again at a tenth of the learning rate "
+            "and train on, in the same run.",
+       script="--code writes one training phase: drop --fine-tune"),
+    _o("--fine-tune-epochs", type=int, metavar="E",
+       help="Epochs of the fine-tuning phase (default: as many as -e)."),
+    _o("--fine-tune-lr", type=float, metavar="F",
+       help="Learning rate of the fine-tuning phase (default: a tenth of the head's)."),
     _o("--devices", metavar="all|N|LIST",
        help="Train data-parallel over these devices (all, a count, or a list: 0,1 or "
             "gpu:0,gpu:1); --batch-size stays the global batch.",

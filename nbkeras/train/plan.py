@@ -59,6 +59,7 @@ class FitPlan:
     update_interval: Optional[float] = None
     background: bool = False
     class_names: Optional[List[str]] = None  # an image folder's subfolders (`images.py`)
+    fine_tune: Any = None  # --fine-tune: the second phase (`finetune.FineTune`)
     devices: Optional[List[str]] = None  # `--devices`: Keras device names ("gpu:0"); None: one device
     batch_split: str = ""                # "batch 256 = 4 × 64" over several devices
 
@@ -335,6 +336,11 @@ def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
         val = vx if vy is None else (vx, vy)
 
     plan.initial_epoch, plan.epochs = _epochs(args, info)
+    from .finetune import plan_fine_tune
+    plan.fine_tune = plan_fine_tune(args, model, plan.initial_epoch)
+    if plan.fine_tune is not None and args.lr_schedule:
+        raise UsageError("--lr-schedule sets every epoch's learning rate; the fine-tuning phase "
+                         "has its own (--fine-tune-lr): drop one")
     n = n_samples(x)
     if args.steps_per_epoch:
         plan.steps = args.steps_per_epoch
@@ -348,6 +354,8 @@ def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
 
     kw = plan.fit_kwargs
     kw.update(epochs=plan.epochs, initial_epoch=plan.initial_epoch, verbose=0)
+    if plan.fine_tune is not None:  # `fit` trains the head to there; the run goes on after
+        plan.epochs = plan.fine_tune.after + plan.fine_tune.epochs
     if dataset:  # a dataset batches and shuffles itself (Keras warns on shuffle=True)
         kw["shuffle"] = False
     else:

@@ -211,8 +211,11 @@ class FitSession:
                 note = auto_steps(self, callbacks)
                 if note:
                     print(f"nbkeras: {note}")
-                self.model.fit(plan.x, callbacks=plan.callbacks + watching + callbacks
-                               + [self.last_good], **plan.fit_kwargs)
+                every = plan.callbacks + watching + callbacks + [self.last_good]
+                history = self.model.fit(plan.x, callbacks=every, **plan.fit_kwargs)
+                if plan.fine_tune is not None and not any(
+                        getattr(c, "stopped", False) for c in callbacks):
+                    self._fine_tune(history, every)
             self.kept_epoch = restored_epoch(plan.callbacks)
             if any(getattr(c, "stopped", False) for c in callbacks):
                 self.status = "stopped"
@@ -228,6 +231,20 @@ class FitSession:
         finally:
             from ..keras_private import clear_eval_iterator
             clear_eval_iterator(self.model)
+
+    def _fine_tune(self, history, callbacks) -> None:
+        """The second phase of `--fine-tune`: unfreeze, compile again, train on."""
+        from .finetune import recompile, unfreeze
+        plan, tune = self.plan, self.plan.fine_tune
+        done = plan.initial_epoch + len(history.epoch)  # early stopping may end the head sooner
+        unfrozen = unfreeze(self.model, tune.layers)
+        lr = recompile(self.model, tune.lr)
+        if self.state is not None:
+            self.state.phases.append(done)
+        print(f"nbkeras: fine-tuning from epoch {done + 1}: {len(unfrozen)} layers of the base "
+              f"unfrozen (BatchNormalization kept frozen), learning rate {lr:.3g}")
+        kwargs = dict(plan.fit_kwargs, initial_epoch=done, epochs=done + tune.epochs)
+        self.model.fit(plan.x, callbacks=callbacks, **kwargs)
 
     def _settle(self) -> None:
         """After `fit` raised: the model holds readable, finite weights (the

@@ -251,6 +251,14 @@ def _panel(state: RunState, fam: str, xaxis: Axis, trace_runs, trace_values,
         x = min(x, (PANEL_WIDTH - 2) * 10 - len(label) * 35)
         xlabels.append(f'<text x="{_t(x)}" y="{bottom + 16}">{label}</text>')
 
+    marks = []
+    for e in state.phases:  # --fine-tune: where the base was unfrozen
+        if xaxis.lo <= e + 0.5 <= xaxis.hi:
+            x = _t(int(frame.px(e + 0.5) * 10 + 0.5))
+            marks.append(f'<path class="phase" data-epoch="{e + 1}" d="M{x},{top}V{bottom}" '
+                         f'stroke-dasharray="4 3" style="stroke:{_AXIS}">'
+                         f"<title>fine-tuning from epoch {e + 1}</title></path>")
+
     curves = []
     if trace_runs:
         curves.append(_curve(frame, trace_runs, TRAIN_COLOR,
@@ -278,6 +286,7 @@ def _panel(state: RunState, fam: str, xaxis: Axis, trace_runs, trace_values,
         f'font:{FONT_SIZE}px {_FONT};fill:{_TEXT}">'
         f'<path d="{"".join(grid)}" fill="none" style="stroke:{_GRID}"/>'
         f'<path d="M{left},{top}V{bottom}H{right}" fill="none" style="stroke:{_AXIS}"/>'
+        f'{"".join(marks)}'
         f'<g text-anchor="end">{"".join(ylabels)}</g>'
         f'<g text-anchor="middle">{"".join(xlabels)}'
         f'<text x="{(left + right) // 2}" y="{PANEL_HEIGHT - 5}">epoch</text></g>'

@@ -125,6 +125,8 @@ def record_png(state: RunState) -> Optional[Tuple[bytes, int, int]]:
             ax.set_yscale("log")
         ax.set_xlim(xaxis.lo, xaxis.hi)
         ax.set_ylim(yaxis.lo, yaxis.hi)
+        for e in state.phases:  # --fine-tune: where the base was unfrozen
+            ax.axvline(e + 0.5, color=_GRID_COLOR, ls="--", lw=1.2)
         ax.set_xticks(xaxis.ticks, xaxis.labels)
         ax.set_yticks(yaxis.ticks, yaxis.labels)
         ax.minorticks_off()

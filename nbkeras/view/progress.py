@@ -59,6 +59,8 @@ class RunState:
             ("memory 3.2 GB · peak 4.1 GB"; empty on a CPU).
         batch_split: how each batch splits over several devices
             ("batch 256 = 4 × 64"; empty on one device).
+        phases: the epochs after which a new phase of the run starts
+            (`--fine-tune`: the base unfrozen), marked on the curves.
     """
 
     name: str = "model"
@@ -84,6 +86,7 @@ class RunState:
     weights_epoch: Optional[int] = None
     telemetry: str = ""
     batch_split: str = ""
+    phases: List[int] = field(default_factory=list)  # --fine-tune: a phase starts after these
     _rate_origin: Optional[Tuple[float, int]] = None
     _last_rate: Optional[float] = None
     _last_batch_at: float = 0.0
