@@ -9,10 +9,15 @@ two modules together), and so does a module named in `import_module`.
 
 import ast
 import pathlib
+import re
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "nbkeras"
+TS_ROOT = ROOT.parent / "labextension" / "src"
+# `import ... from './x'` and `export ... from './x'`, type-only ones too: a type import
+# still ties two files together for the reader and the compiler
+TS_IMPORT = re.compile(r"^\s*(?:import|export)\b[^;]*?\bfrom\s*'(\./[^']+)'", re.M | re.S)
 
 # Lowest first. A module may import its own layer's and lower layers' modules.
 LAYERS = [
@@ -142,6 +147,19 @@ def test_the_language_imports_no_keras_and_no_builder():
 def test_no_module_is_too_long_to_read_in_one_sitting(path):
     n = len(path.read_text().splitlines())
     assert n <= MAX_LINES, f"{path.name} has {n} lines (at most {MAX_LINES}): split it by job"
+
+
+def _ts_graph():
+    files = {p.stem: p for p in TS_ROOT.glob("*.ts*")}
+    return {name: {m[2:] for m in TS_IMPORT.findall(path.read_text())} & set(files)
+            for name, path in files.items()}
+
+
+def test_no_sidebar_file_imports_one_that_imports_it_back():
+    graph = _ts_graph()
+    assert {"model", "groups", "runs"} <= set(graph)
+    assert "runs" in graph["groups"] and "groups" in graph["model"]  # the parser reads them
+    assert not _cycles(graph), _cycles(graph)
 
 
 def test_the_checker_sees_a_circle_and_an_upward_import():

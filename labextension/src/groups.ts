@@ -3,36 +3,13 @@
  * cross-validation produced, gathered into one group of the list. A study
  * knows its trials (one run each, or K fold runs for `%tune --cv`), their
  * objective values and the best; a cross-validation knows the mean ± std of
- * a metric over its folds. Pure functions over the server's summaries (only
- * types come from ./model, so the two files never import each other at run
- * time), unit-tested in plain node.
+ * a metric over its folds. Pure functions over the server's summaries (the run
+ * types come from ./runs), unit-tested in plain node.
  */
 
-import type { Direction, RunSummary } from './model';
+import type { Direction, RunSummary } from './runs';
 
-/** What a study's trial or a fold run records of its group (`run.group`). */
-export interface RunGroupInfo {
-  /** The `%tune` study (`--study`, else the model's name). */
-  study?: string;
-  trial?: number | null;
-  /** The metric the study optimises; null for trials recorded before it was kept. */
-  objective?: string | null;
-  /** Which way it improves (`%tune --direction`, else the metric's own). */
-  direction?: Direction | null;
-  /** The trial's value of each search space. */
-  values?: Record<string, unknown>;
-  /** The `%fit --cv` group id. */
-  cv_group?: string;
-  /** 1-based fold number, of `folds` (K). */
-  fold?: number | null;
-  folds?: number | null;
-  /** A fold's `%fit ... --cv K` line (the cross-validation's name in the list). */
-  fit_line?: string;
-  /** The epoch whose weights early stopping restored, or null. */
-  restored_epoch?: number | null;
-  /** That epoch's metrics (present only then: else `last` is what the run holds). */
-  held?: Record<string, number | null>;
-}
+export type { RunGroupInfo } from './runs';
 
 /** A group key: one per (model, study) and per (model, cv group). */
 export function groupKey(run: RunSummary): string | null {

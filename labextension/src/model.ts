@@ -5,53 +5,10 @@
  * the virtualized list. (Studies and folds: ./groups.)
  */
 
-import { groupKey, makeGroup, RunGroup, RunGroupInfo } from './groups';
+import { groupKey, makeGroup, RunGroup } from './groups';
+import type { Direction, Metrics, RunSummary } from './runs';
 
-/** Metric name -> value; `null` where training produced NaN or inf. */
-export type Metrics = Record<string, number | null>;
-
-/** Which way a metric improves: 'min' when smaller values are better. */
-export type Direction = 'min' | 'max';
-
-/** One run as `GET /nbkeras/api/runs` returns it. */
-export interface RunSummary {
-  id: number;
-  model: string;
-  version_id: number | null;
-  status: string;
-  started: string;
-  ended: string | null;
-  duration: number | null;
-  device: string | null;
-  backend: string | null;
-  notebook: string | null;
-  epochs: number;
-  epochs_planned: number | null;
-  last: Metrics;
-  best: Metrics;
-  best_epoch: Record<string, number>;
-  /**
-   * The direction of every score in `last` and `best`, as training knew it
-   * (the compiled Keras metrics) or else as nbkeras' metric vocabulary
-   * names it. The server decides; the sidebar keeps no list of its own.
-   */
-  directions: Record<string, Direction>;
-  seq: number;
-  /** Starred (pinned) runs list first. */
-  starred?: boolean;
-  /** 'mixed' for a run trained with --mixed-precision, else 'float32'. */
-  precision?: string;
-  /** A `%tune` trial's study or a `%fit --cv` fold's group; absent otherwise. */
-  group?: RunGroupInfo;
-  /**
-   * The metrics of the epoch whose weights the run's model holds, where
-   * early stopping restored one that is not the last; absent otherwise
-   * (`last` is then what the model holds).
-   */
-  kept?: Metrics;
-  /** The epoch whose weights the model holds, when `kept` is present. */
-  kept_epoch?: number | null;
-}
+export type { Direction, Metrics, RunGroupInfo, RunSummary } from './runs';
 
 /** The metrics of the weights a run's model holds: its result. */
 export function keptMetrics(run: RunSummary): Metrics {
