@@ -15,7 +15,7 @@ from typing import List, Optional, Tuple
 from ..errors import SpecError
 from ..speclang.nodes import Arg, LayerStmt, ModelSpec
 from ..speclang.parse import WRAPPERS, parse
-from .build import layer_kinds, resolve_layer
+from .layers import layer_kinds, resolve_layer
 from .names import norm, snake_case
 
 
