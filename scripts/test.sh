@@ -20,7 +20,8 @@ fi
 # The training paths' oracle and invariant tests run a second time on Keras'
 # JAX backend (the rest of the suite runs on TensorFlow, and runs JAX in
 # subprocesses where it matters).
-JAX_TESTS=(tests/test_kept_weights.py tests/test_invariants.py tests/test_tune_invariants.py)
+JAX_TESTS=(tests/test_kept_weights.py tests/test_invariants.py tests/test_tune_invariants.py
+           tests/test_base.py tests/test_fine_tune.py)
 set +e
 # The documentation site (Sphinx + MyST-NB, warnings are errors; a few
 # seconds): installs its pinned toolchain; tests/test_docs.py checks the pages.

@@ -36,6 +36,7 @@ class Step:
     wrappers: List[Tuple[str, Dict[str, Any]]] = field(default_factory=list)  # outermost first
     call_kwargs: Dict[str, int] = field(default_factory=dict)  # keyword sources -> graph index
     positional: int = 0       # leading `kwargs` the spec gave by position (`--code` writes them so)
+    code: List[str] = field(default_factory=list)  # a `base`: its lines (see `base.Base.code`)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class BuildResult:
         deferred_losses: output name -> 'categorical' for defaulted softmax outputs.
         message: the one line saying which default compile was chosen, or None.
         values: the value each search space was built at (empty without spaces).
+        bases: the `base.Base` of each `base` statement, by graph index.
     """
 
     model: Any
@@ -59,6 +61,7 @@ class BuildResult:
     deferred_losses: Dict[str, str] = field(default_factory=dict)
     message: Optional[str] = None
     values: Dict[str, Any] = field(default_factory=dict)
+    bases: Dict[int, Any] = field(default_factory=dict)
 
 
 def _input_kwargs(stmt: InputStmt) -> Dict[str, Any]:
@@ -161,8 +164,36 @@ def _layer_statement(stmt: LayerStmt, index: int, name: Optional[str], reserved,
                           call_kwargs=dict(keyword), positional=lead[0]))
 
 
-def build_graph(spec: ModelSpec, name: str = "model") -> Tuple[Any, List[Step], Dict[int, Any]]:
-    """Build the layers and the (uncompiled) model; returns (model, steps, layers by index)."""
+def _base_statement(stmt: LayerStmt, index: int, name: Optional[str], used, tensors, layers,
+                    steps, bases) -> None:
+    """A `base` statement: the pretrained model (`base.py`), called on its source."""
+    from .base import base_name, build_base
+    if stmt.repeat is not None or stmt.wrappers:
+        raise SpecError(f"`{stmt.text}`: a base is one model: it cannot be repeated or wrapped",
+                        stmt.line, stmt.column, stmt.text)
+    if len(stmt.sources) > 1:
+        raise SpecError(f"`{stmt.text}`: a base takes one input", stmt.line, stmt.column,
+                        stmt.text)
+    source = stmt.sources_at[0] if stmt.sources else stmt.previous
+    x = tensors[source]
+    made = build_base(stmt, name or base_name(stmt, None), tuple(x.shape[1:]))
+    try:
+        h = made.pre(x) if made.pre is not None else x
+        out = made.model(h, training=False) if made.frozen else made.model(h)
+    except Exception as exc:  # noqa: BLE001
+        raise _fail(stmt, exc) from None
+    if made.pre is not None:
+        _claim_name(used, made.pre.name, stmt)
+    _claim_name(used, made.model.name, stmt)
+    tensors[index], layers[index], bases[index] = out, made.model, made
+    steps.append(Step(index, "base", {"name": made.model.name}, (source,), code=made.code))
+
+
+def build_graph(spec: ModelSpec, name: str = "model", bases: Optional[Dict[int, Any]] = None
+                ) -> Tuple[Any, List[Step], Dict[int, Any]]:
+    """Build the layers and the (uncompiled) model; returns (model, steps, layers by index).
+    `bases` receives the `base.Base` of each `base` statement."""
+    bases = {} if bases is None else bases
     names = spec.layer_names()
     reserved = {n for n in names.values() if n}
     used: Dict[str, Any] = {}
@@ -181,6 +212,9 @@ def build_graph(spec: ModelSpec, name: str = "model") -> Tuple[Any, List[Step], 
             layers[index] = producing_layer(tensors[index])
             _claim_name(used, layers[index].name, stmt)
             steps.append(Step(index, "input", kwargs, ()))
+            continue
+        if norm(stmt.kind) == "base":
+            _base_statement(stmt, index, names[index], used, tensors, layers, steps, bases)
             continue
         _layer_statement(stmt, index, names[index], reserved, used, tensors, layers, steps)
     ins = [tensors[i] for i in spec.input_indices()]
@@ -222,9 +256,10 @@ def build(spec: ModelSpec, name: str = "model", compile: bool = True,
     """
     used = resolve_values(spec, values)
     spec = fix(spec, used)
-    model, steps, layers = build_graph(spec, name)
+    bases: Dict[int, Any] = {}
+    model, steps, layers = build_graph(spec, name, bases)
     outputs = [layers[i] for i in spec.output_indices()]
-    result = BuildResult(model=model, steps=steps, values=used)
+    result = BuildResult(model=model, steps=steps, values=used, bases=bases)
     resolve_compile(spec, model, outputs, result)
     if compile:
         try:

@@ -175,6 +175,9 @@ def run_model_cell(shell, args, cell: str) -> None:
         deferred_losses=result.deferred_losses if not args.no_compile else {},
         extra={"compile_code": result.compile_code, "space_values": dict(result.values),
                "input_shape": args.input}))
+    pixels = [(spec.graph[i].line, spec.graph[i].text) for i, b in result.bases.items() if b.pixels]
+    if pixels:  # %fit warns when these are fed inputs scaled to 0-1
+        info.extra["pixel_bases"] = pixels
     if devices:
         mark_placed(model, devices, info)
     from .summary import CodeView, ModelSummary

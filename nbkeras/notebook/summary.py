@@ -39,6 +39,21 @@ def _weights_count(weights) -> int:
     return total
 
 
+def _is_model(layer) -> bool:
+    import keras
+    return isinstance(layer, keras.Model)
+
+
+def _kind(layer) -> str:
+    """The layer's class; a model inside the model (a `base`) says whether it trains."""
+    if not _is_model(layer):
+        return type(layer).__name__
+    if layer.trainable and all(sub.trainable for sub in layer.layers):
+        return "base, trainable"
+    trains = _weights_count(layer.trainable_weights)
+    return "base, frozen" if not trains else f"base, {trains:,} params trainable"
+
+
 @dataclass
 class ModelSummary:
     """Rows (name, kind, output shape, params) and totals of a model; for a spec
@@ -49,25 +64,29 @@ class ModelSummary:
     total: int
     trainable: int
     spaces: List[Tuple[str, str, str]] = field(default_factory=list)
+    frozen_label: bool = False  # a model with a base says "frozen" for what does not train
 
     @classmethod
     def of(cls, model, spaces=(), values=None) -> "ModelSummary":
         """The summary of `model`; `spaces` are the spec's `Space`s and `values`
         the value each was built at (default: its default)."""
-        rows = [(layer.name, type(layer).__name__, _shape(layer), layer.count_params())
+        rows = [(layer.name, _kind(layer), _shape(layer), layer.count_params())
                 for layer in model.layers]
         trainable = _weights_count(model.trainable_weights)
         values = values or {}
         space_rows = [(s.name, s.domain, _value(values.get(s.name, s.default))) for s in spaces]
-        return cls(model.name, rows, model.count_params(), trainable, space_rows)
+        summary = cls(model.name, rows, model.count_params(), trainable, space_rows)
+        summary.frozen_label = any(_is_model(layer) for layer in model.layers)
+        return summary
 
     @property
     def non_trainable(self) -> int:
         return self.total - self.trainable
 
     def totals(self) -> str:
+        word = "frozen" if self.frozen_label else "non-trainable"
         return (f"Total params: {self.total:,} (trainable {self.trainable:,}, "
-                f"non-trainable {self.non_trainable:,})")
+                f"{word} {self.non_trainable:,})")
 
     def __repr__(self) -> str:
         header = ("layer", "kind", "output shape", "params")

@@ -70,6 +70,10 @@ def generate(spec: ModelSpec, name: str, result,
         target = var[step.index]
         if step.kind == "input":
             lines.append(f"{target} = keras.Input({_args(step.kwargs)})")
+        elif step.kind == "base":  # a pretrained model: the lines the builder wrote for it
+            model = _identifier(step.kwargs["name"], set(var.values()))
+            for line in step.code:
+                lines.append(line.format(src=var[step.sources[0]], out=target, model=model))
         else:
             # sources resolve to the newest binding: what each variable holds now
             srcs = [var[s] for s in step.sources]
@@ -98,6 +102,15 @@ def generate(spec: ModelSpec, name: str, result,
         parts = ", ".join(f"{k}={v}" for k, v in result.compile_code.items())
         lines.append(f"model.compile({parts})")
     return "\n".join(lines) + "\n"
+
+
+def _identifier(name: str, taken) -> str:
+    """A Python variable for a base model named `name`, clear of the tensors' variables."""
+    var = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    var = var if var.isidentifier() and not keyword.iskeyword(var) else f"base_{var}"
+    while var in taken or var in _RESERVED:
+        var += "_model" if not var.endswith("_model") else "_"
+    return var
 
 
 def _output_var(spec: ModelSpec, var: Dict[int, str], index: int) -> str:

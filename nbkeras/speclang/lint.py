@@ -174,7 +174,28 @@ def lint(spec: ModelSpec) -> List[LintWarning]:
                 "`dense 1 sigmoid` with `binary_crossentropy` for two classes, or "
                 "`dense N softmax` for N classes")))
     warnings += _unused_inputs(spec, indices)
+    warnings += _trainable_bases(spec)
     return warnings
+
+
+def _trainable_bases(spec: ModelSpec) -> List[LintWarning]:
+    """A pretrained base trained from the start at adam's default learning rate: the
+    large updates of the new head's first epochs wreck the pretrained weights."""
+    opt = spec.settings.get("optimizer")
+    kind = _norm(opt.args[0].value) if opt is not None and opt.args else "adam"
+    rate = next((a.value for a in (opt.args[1:] if opt is not None else ())
+                 if (a.key or "").lower() in ("learning_rate", "lr")), None)
+    if kind not in ("adam", "adamw", "nadam", "adamax") or (
+            isinstance(rate, (int, float)) and rate < 1e-3):
+        return []
+    return [LintWarning(stmt.line, (
+        f"`{stmt.text}` trains the pretrained weights from the first step at {kind}'s default "
+        "learning rate (0.001), which wrecks them: keep the base frozen (drop `trainable`) and "
+        "fine-tune later with `%fit ... --fine-tune N` (a tenth of the rate), or set a small "
+        "rate: `optimizer adam learning_rate=1e-5`"))
+        for stmt in spec.graph if isinstance(stmt, LayerStmt) and _norm(stmt.kind) == "base"
+        and any(a.key is None and a.kind == "word" and str(a.value).lower() == "trainable"
+                for a in stmt.args)]
 
 
 def _unused_inputs(spec: ModelSpec, outputs) -> List[LintWarning]:

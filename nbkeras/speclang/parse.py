@@ -18,7 +18,7 @@ from .lex import logical_lines, parse_shape, tokenize
 from .nodes import InputStmt, LayerStmt, ModelSpec, OutputsStmt, SettingStmt, Wrap
 from .reader import Statement, norm
 from .spaces import name_spaces
-from .statements import (KEYWORDS, SETTINGS, WRAPPERS, check_head, check_losses, check_setting,
+from .statements import (KEYWORDS, SETTINGS, WRAPPERS, check_base, check_head, check_losses, check_setting,
                          output_colon, read_input, read_output_loss, read_outputs, read_repeat,
                          read_target, read_wrapper)
 
@@ -109,6 +109,11 @@ def parse(text: str, input_shape: Optional[str] = None, catalog=None,
             while norm(head.text) in WRAPPERS:
                 head = read_wrapper(st, head, wrappers)
             args, srcs, _ = st.args(True, f"`{head.text}`")
+            if word == "base":
+                if repeat is not None or wrappers:
+                    raise SpecError(f"`{stmt_text}`: a base is one model: it cannot be "
+                                    "repeated or wrapped", line, column, stmt_text)
+                check_base(head, args, line, column, stmt_text)
             for src in srcs:
                 if src.name not in bound:
                     raise _unknown_name(src.name, src.line, src.column, bound)

@@ -106,6 +106,29 @@ def read_wrapper(st: Statement, head: Token, wrappers: List[Wrap]) -> Token:
     return st.take()
 
 
+def check_base(head: Token, args, line: int, column: int, stmt_text: str) -> None:
+    """`base MODEL [key=value ...] [frozen | trainable]` (version 3): the model is
+    named first, and a base holds no search space (the builder reads the rest)."""
+    model = next((a for a in args if a.key is None), None)
+    if model is None or model.kind not in ("word", "str"):
+        raise SpecError(f"`{stmt_text}`: `base` needs a model first: a `keras.applications` name "
+                        "(`base mobilenet_v3_small`) or a quoted saved model "
+                        "(`base \"encoder.keras\"`)", line, column, stmt_text)
+    for arg in args:
+        if arg.kind == "space":
+            raise SpecError(f"`{arg.text}`: a base holds no search space; tune the layers "
+                            "after it", arg.line, arg.column, arg.text)
+    flags = [a for a in args if a.key is None and a is not model]
+    for arg in flags:
+        if not (arg.kind == "word" and arg.value.lower() in ("frozen", "trainable")):
+            raise SpecError(f"unexpected `{arg.text}` in `{stmt_text}`: after the model come "
+                            "`key=value` options and `frozen` or `trainable`",
+                            arg.line, arg.column, arg.text)
+    if len(flags) > 1:
+        raise SpecError(f"`{stmt_text}`: give `frozen` or `trainable`, once", flags[1].line,
+                        flags[1].column, flags[1].text)
+
+
 def read_outputs(st: Statement, outputs, bound, line, column, stmt_text) -> OutputsStmt:
     rest = st.tokens[st.i:]
     for tok in rest:

@@ -319,6 +319,7 @@ def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
         plan.notes += [images.note] + images.warnings
     plan.notes += check_fit_data(model, x, y, args.x, args.y, info, sw, args.sample_weight or "",
                                  settled=plan.settle)
+    plan.notes += check_pixel_range(info, x, args.x)
     val = images.val if images is not None else None
     if args.val and images is not None:
         raise UsageError("an image folder is split by --val-split (Keras' subset='both'): "
@@ -399,6 +400,23 @@ def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
     if plan.class_names:
         plan.options["class_names"] = plan.class_names  # the registry keeps them with the run
     return plan
+
+
+def check_pixel_range(info, x, label: str) -> list:
+    """A pretrained application that preprocesses its own inputs expects raw 0-255
+    pixels: inputs already scaled to 0-1 reach it nearly black (a classic mistake)."""
+    import numpy as np
+    bases = (info.extra.get("pixel_bases") if info is not None else None) or []
+    if not bases or not isinstance(x, np.ndarray) or not x.size or x.dtype.kind not in "fiu":
+        return []
+    low, high = float(np.nanmin(x)), float(np.nanmax(x))
+    if not (high <= 1.0 and low >= -1.0):
+        return []
+    line, text = bases[0]
+    return [f"warning: `{label}` lies in {low:.3g}..{high:.3g}, but `{text}` (line {line}) "
+            "applies its application's own preprocessing, which expects raw 0-255 pixels: feed "
+            "the pixels unscaled, or write `preprocess=false` on line "
+            f"{line} if they are already preprocessed"]
 
 
 def _image_folder(args, model, value):
