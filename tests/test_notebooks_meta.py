@@ -25,7 +25,7 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 EXPECTED = {"quickstart", "cnn", "functional", "regression", "binary_metrics", "callbacks",
-            "tf_data", "serving"}
+            "tf_data", "serving", "transfer_learning"}
 CHECK_TAG = "nbval-check-output"   # nbval's tag form of `# NBVAL_CHECK_OUTPUT`
 MAX_CELL_OUTPUT = 100_000
 # The whole file: prose, code and outputs (a few PNGs). The largest tutorial
