@@ -125,3 +125,19 @@ def test_bad_fine_tune_lines_say_what_to_give(tuned, ip):
         ip.run_line_magic("fit", f"flat {ARGS} --fine-tune 2")
     with pytest.raises(UsageError, match="drop --fine-tune"):
         tuned.run_line_magic("fit", f"m {ARGS} --fine-tune 2 --code")
+
+
+def test_early_stopping_spans_both_phases(tuned):
+    """A fine-tuning phase that only makes things worse (a huge learning rate) ends
+    with the head's best epoch restored, as one EarlyStopping over the whole run
+    would; Keras' own, reset by the second `fit`, would keep a worse phase-2 epoch."""
+    model = tuned.user_ns["m"]
+    history = tuned.run_line_magic("fit", f"m {ARGS} -e 4 --val-split 0.25 --early-stop 2 "
+                                          "--fine-tune all --fine-tune-epochs 3 "
+                                          "--fine-tune-lr 5.0")
+    losses = history.history["val_loss"]
+    best = int(np.argmin(losses))
+    assert best < 4, losses  # the head's phase held the best epoch
+    x, y = tuned.user_ns["x"], tuned.user_ns["y"]
+    held = model.evaluate(x[48:], y[48:], verbose=0, return_dict=True)["loss"]
+    assert abs(held - losses[best]) < 1e-4, (held, losses)

@@ -32,6 +32,24 @@ class FineTune:
     after: int               # the first phase ends after this epoch (1-based)
 
 
+def early_stopping(**kwargs):
+    """Keras' `EarlyStopping`, whose best value, epoch and weights span both phases of
+    `--fine-tune`: the second `fit` of the run keeps them (its patience starts again),
+    so the model ends with the best epoch of the whole run, also one of the head's."""
+    import keras
+
+    class SpanningEarlyStopping(keras.callbacks.EarlyStopping):
+        spans_phases = False  # set by the session before the second phase
+
+        def on_train_begin(self, logs=None):
+            kept = (self.best, self.best_weights, self.best_epoch) if self.spans_phases else None
+            super().on_train_begin(logs)
+            if kept is not None and kept[0] is not None:
+                self.best, self.best_weights, self.best_epoch = kept
+
+    return SpanningEarlyStopping(**kwargs)
+
+
 def frozen_bases(model) -> list:
     """The frozen models inside `model` (its frozen bases)."""
     import keras

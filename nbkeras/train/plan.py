@@ -187,9 +187,9 @@ def _callbacks(args, plan: FitPlan, model, info, has_val: bool) -> None:
     if args.tensorboard:
         _require("tensorboard", "--tensorboard")
     if args.early_stop is not None:
-        cbs.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
-                                                 patience=args.early_stop,
-                                                 restore_best_weights=True))
+        from .finetune import early_stopping  # Keras' own, spanning both --fine-tune phases
+        cbs.append(early_stopping(monitor=monitor, mode=mode, patience=args.early_stop,
+                                  restore_best_weights=True))
     if args.reduce_lr is not None:
         cbs.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode,
                                                      patience=args.reduce_lr,

@@ -243,6 +243,9 @@ class FitSession:
             self.state.phases.append(done)
         print(f"nbkeras: fine-tuning from epoch {done + 1}: {len(unfrozen)} layers of the base "
               f"unfrozen (BatchNormalization kept frozen), learning rate {lr:.3g}")
+        for cb in callbacks:
+            if hasattr(cb, "spans_phases"):  # early stopping keeps the head's best epoch
+                cb.spans_phases = True
         kwargs = dict(plan.fit_kwargs, initial_epoch=done, epochs=done + tune.epochs)
         self.model.fit(plan.x, callbacks=callbacks, **kwargs)
 
