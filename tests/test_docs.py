@@ -214,7 +214,7 @@ def test_the_readme_example_runs(tmp_path):
 
 
 def test_the_figures_page_quotes_the_stored_results():
-    """The serving and GPU tables say what benchmarks/results/*.json hold."""
+    """The serving, GPU and transfer tables say what benchmarks/results/*.json hold."""
     page = (ROOT / "docs" / "figures.md").read_text()
     results = ROOT / "benchmarks" / "results"
     serve = json.loads((results / "serve.json").read_text())
@@ -224,3 +224,10 @@ def test_the_figures_page_quotes_the_stored_results():
     for way, rate in gpu["panel_rate"]["steps_per_s"].items():
         assert f"| {round(rate):,} |" in page, (way, rate)
     assert gpu["gpus"][0] in page
+    transfer = json.loads((results / "transfer.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    for row in transfer["accuracy"]:  # the same table on the page and in the README
+        line = f"| {row['per_class']} ({row['images']} images) | {row['transfer']:.3f} | " \
+               f"{row['scratch']:.3f} |"
+        assert line in page and line in readme, line
+    assert f"{transfer['epoch_frozen_s']:.2f} s with the base frozen" in page
