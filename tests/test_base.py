@@ -251,3 +251,17 @@ def test_fit_warns_when_inputs_scaled_to_0_1_meet_an_application(ip, capsys):
     ip.user_ns["x"] = ip.user_ns["x"] * 255
     ip.run_line_magic("fit", "p x y -e 1 -b 8 --quiet")
     assert "0-255 pixels" not in capsys.readouterr().out
+
+
+def test_fine_tune_20_unfreezes_the_top_20_non_bn_layers_of_an_application():
+    import keras
+    from nbkeras.train.finetune import frozen_bases, unfreeze
+    r = build(_spec("input 32x32x3\nbase mobilenet_v3_small weights=none\ngap\ndense 2 softmax"),
+              "m")
+    base = r.model.get_layer("mobilenet_v3_small")
+    assert frozen_bases(r.model) == [base]
+    names = unfreeze(r.model, 20)
+    layers = [l for l in base.layers if not isinstance(l, (keras.layers.InputLayer,))]
+    top = [l.name for l in layers if not isinstance(l, keras.layers.BatchNormalization)][-20:]
+    assert names == top and [l.name for l in layers if l.trainable] == top
+    assert not any(l.trainable for l in base.layers if isinstance(l, keras.layers.BatchNormalization))
