@@ -258,6 +258,9 @@ def _panel(state: RunState, fam: str, xaxis: Axis, trace_runs, trace_values,
             marks.append(f'<path class="phase" data-epoch="{e + 1}" d="M{x},{top}V{bottom}" '
                          f'stroke-dasharray="4 3" style="stroke:{_AXIS}">'
                          f"<title>fine-tuning from epoch {e + 1}</title></path>")
+            label_x = _t(int(frame.px(e + 0.5) * 10 + 0.5) + 30)
+            marks.append(f'<text class="phase-label" x="{label_x}" y="{top + 11}" '
+                         f'font-size="10" style="fill:{_TEXT}" opacity=".7">fine-tune</text>')
 
     curves = []
     if trace_runs:

@@ -127,6 +127,8 @@ def record_png(state: RunState) -> Optional[Tuple[bytes, int, int]]:
         ax.set_ylim(yaxis.lo, yaxis.hi)
         for e in state.phases:  # --fine-tune: where the base was unfrozen
             ax.axvline(e + 0.5, color=_GRID_COLOR, ls="--", lw=1.2)
+            ax.text(e + 0.5, yaxis.hi, " fine-tune", fontsize=9, va="top", ha="left",
+                    color=_TEXT_COLOR)
         ax.set_xticks(xaxis.ticks, xaxis.labels)
         ax.set_yticks(yaxis.ticks, yaxis.labels)
         ax.minorticks_off()
