@@ -34,7 +34,7 @@ import pathlib
 import shutil
 import sys
 import tempfile
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from ..errors import UsageError
 
