@@ -265,3 +265,9 @@ def test_fine_tune_20_unfreezes_the_top_20_non_bn_layers_of_an_application():
     top = [l.name for l in layers if not isinstance(l, keras.layers.BatchNormalization)][-20:]
     assert names == top and [l.name for l in layers if l.trainable] == top
     assert not any(l.trainable for l in base.layers if isinstance(l, keras.layers.BatchNormalization))
+
+
+def test_a_misspelt_base_statement_suggests_base():
+    with pytest.raises(SpecError) as err:
+        build(_spec("input 32x32x3\nbsae resnet50"), "m")
+    assert "did you mean `base`" in str(err.value) and err.value.line == 3

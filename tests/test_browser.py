@@ -217,6 +217,18 @@ def write_notebook(path: Path, cells) -> None:
     }))
 
 
+def run_notebook(browser, lab, name: str, cells):
+    """Write `cells` as notebook `name`, open it in JupyterLab and run them all:
+    (context, page, the notebook panel). The caller closes the context."""
+    write_notebook(lab.root / name, cells)
+    context, page = open_lab(browser, lab, f"tree/{name}")
+    notebook = page.locator(".jp-NotebookPanel")
+    expect(notebook).to_be_visible(timeout=60_000)
+    wait_for_kernel(page)
+    run_all(page)
+    return context, page, notebook
+
+
 def test_notebook_training_shows_live_in_the_sidebar(lab, browser):
     write_notebook(lab.root / "train.ipynb", NOTEBOOK_CELLS)
     context, page = open_lab(browser, lab, "tree/train.ipynb")

@@ -12,8 +12,7 @@ import time
 
 from playwright.sync_api import expect
 
-from test_browser import (IMG, browser, lab, open_lab, run_all,  # noqa: F401
-                          wait_for_kernel, write_notebook)
+from test_browser import IMG, browser, lab, run_notebook  # noqa: F401
 
 HEAD, TUNE = 6, 6
 CELLS = [
@@ -38,13 +37,8 @@ SAMPLE_JS = """(el) => {
 
 
 def test_fine_tuning_shows_its_phase_boundary_live(lab, browser):
-    write_notebook(lab.root / "finetune.ipynb", CELLS)
-    context, page = open_lab(browser, lab, "tree/finetune.ipynb")
+    context, page, notebook = run_notebook(browser, lab, "finetune.ipynb", CELLS)
     try:
-        notebook = page.locator(".jp-NotebookPanel")
-        expect(notebook).to_be_visible(timeout=60_000)
-        wait_for_kernel(page)
-        run_all(page)
         output = notebook.locator(".jp-CodeCell").nth(6).locator(".jp-OutputArea")
         expect(output.locator(".nbkeras-panel")).to_be_visible(timeout=180_000)
         samples, shot = [], False

@@ -17,8 +17,7 @@ import time
 
 from playwright.sync_api import expect
 
-from test_browser import (IMG, browser, lab, open_lab, run_all,  # noqa: F401
-                          wait_for_kernel, write_notebook)
+from test_browser import IMG, browser, lab, run_notebook  # noqa: F401
 
 EPOCHS = 24
 CELLS = [
@@ -45,13 +44,8 @@ SAMPLE_JS = """(el) => {
 
 
 def test_live_panel_draws_every_epoch_and_agrees_with_itself(lab, browser):
-    write_notebook(lab.root / "live.ipynb", CELLS)
-    context, page = open_lab(browser, lab, "tree/live.ipynb")
+    context, page, notebook = run_notebook(browser, lab, "live.ipynb", CELLS)
     try:
-        notebook = page.locator(".jp-NotebookPanel")
-        expect(notebook).to_be_visible(timeout=60_000)
-        wait_for_kernel(page)
-        run_all(page)
         output = notebook.locator(".jp-CodeCell").nth(3).locator(".jp-OutputArea")
         expect(output.locator(".nbkeras-panel")).to_be_visible(timeout=120_000)
 

@@ -91,7 +91,7 @@ def resolve_kind(stmt: LayerStmt):
     table = layer_kinds()
     name = table.get(norm(stmt.kind))
     if name is None:
-        keywords = ["input", "outputs", "optimizer", "loss", "loss_weights", "metrics"]
+        keywords = ["input", "outputs", "optimizer", "loss", "loss_weights", "metrics", "base"]
         hint = closest(stmt.kind, sorted(set(table.values())) + sorted(ALIASES) + keywords)
         raise SpecError(f"unknown layer kind `{stmt.kind}`{hint or ''}; kinds are the classes "
                         "of `keras.layers` (any case, underscores optional) and the aliases",
