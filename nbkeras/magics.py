@@ -120,7 +120,7 @@ class NbkerasMagics(Magics, Configurable):
         return without_echo(self.shell, run_tune(self.shell, args, self))
 
     @magic_arguments()
-    @argument("name")
+    @argument("name", help="Name of the model to evaluate.")
     @argument("x", help="Inputs: an expression, or a folder of class subfolders of images.")
     @argument("y", nargs="?", help="Targets (omit for a folder of images).")
     @argument("-b", "--batch-size", type=int, default=32)
@@ -135,8 +135,8 @@ class NbkerasMagics(Magics, Configurable):
         return without_echo(self.shell, run_evaluate(self.shell, args))
 
     @magic_arguments()
-    @argument("name")
-    @argument("x")
+    @argument("name", help="Name of the model to predict with.")
+    @argument("x", help="Inputs: an expression, an image file, or a folder of images.")
     @argument("-b", "--batch-size", type=int, default=32)
     @argument("--classes", action="store_true", help="Return class indices.")
     @argument("--show", type=int, metavar="N", help="Show a grid of N inputs with predicted labels.")
@@ -162,8 +162,8 @@ class NbkerasMagics(Magics, Configurable):
         return run_models(self.shell, args)
 
     @magic_arguments()
-    @argument("name")
-    @argument("path")
+    @argument("name", help="Name of the model to save.")
+    @argument("path", help="The file (or, for --format savedmodel and service, the folder) to write.")
     @argument("--format", choices=["keras", "savedmodel", "tflite", "service"], default="keras",
               help="service: a folder with the model, a pinned requirements.txt and a "
                    "Dockerfile that runs `nbkeras serve`")
