@@ -136,3 +136,18 @@ m.compile(optimizer='adam', loss='sparse_categorical_crossentropy')
     assert info.deferred_losses == {}
     ip.run_line_magic("fit", "m x y_hot -e 1 --quiet")       # settled: no second note
     assert "using" not in capsys.readouterr().out
+
+
+def test_val_split_of_labels_sorted_by_class_warns_which_classes_are_left_out(ip, capsys):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    ip.user_ns.update(xs=rng.normal(size=(50, 4)).astype("float32"),
+                      ys=np.repeat(np.arange(5), 10))  # sorted: the last 20% are all 4
+    ip.run_cell_magic("model", "sorted_m", "input 4\ndense 5 softmax")
+    ip.run_line_magic("fit", "sorted_m xs ys -e 1 --val-split 0.2 --quiet")
+    out = capsys.readouterr().out
+    assert "training has no class 4" in out and "validation has no class 0, 1, 2, 3" in out
+    ip.user_ns["ys"] = rng.permutation(ip.user_ns["ys"])
+    ip.user_ns["ys"][-5:] = np.arange(5)
+    ip.run_line_magic("fit", "sorted_m xs ys -e 1 --val-split 0.2 --quiet")
+    assert "--val-split" not in capsys.readouterr().out

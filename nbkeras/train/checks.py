@@ -371,3 +371,21 @@ def n_samples(x) -> Optional[int]:
         x = x[0] if x else None
     shape = getattr(x, "shape", None)
     return int(shape[0]) if shape else None
+
+
+def check_split_classes(y, val_split: Optional[float], label: str) -> List[str]:
+    """`--val-split` on arrays: Keras validates on the *last* fraction of the rows as
+    given, before any shuffling, so labels sorted by class leave classes out of one
+    part. A warning naming them (class indices, 1-D integer labels only)."""
+    if not val_split or not isinstance(y, np.ndarray) or y.ndim != 1 or y.dtype.kind not in "iu":
+        return []
+    cut = int(math.floor(len(y) * (1.0 - val_split)))
+    train, val = set(np.unique(y[:cut]).tolist()), set(np.unique(y[cut:]).tolist())
+    if not train or not val or train == val or len(train | val) > 1000:
+        return []
+    show = lambda s: ", ".join(str(c) for c in sorted(s)[:8]) + (", ..." if len(s) > 8 else "")  # noqa: E731
+    missing = [f"training has no class {show(val - train)}"] if val - train else []
+    missing += [f"validation has no class {show(train - val)}"] if train - val else []
+    return [f"warning: --val-split {val_split:g} validates on the last {val_split:.0%} of "
+            f"`{label}` as given (Keras splits before shuffling), and {'; '.join(missing)}: "
+            "shuffle the arrays first (e.g. with sklearn's train_test_split), or pass --val"]

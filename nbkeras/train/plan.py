@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from ..errors import DataError, UsageError, did_you_mean
-from .checks import check_fit_data, is_dataset, n_samples, to_arrays
+from .checks import check_fit_data, check_split_classes, is_dataset, n_samples, to_arrays
 
 SCHEDULES = ("cosine", "exponential", "step")
 
@@ -319,7 +319,8 @@ def build_plan(shell, args, model, info, probe_monitor: bool = True) -> FitPlan:
         plan.notes += [images.note] + images.warnings
     plan.notes += check_fit_data(model, x, y, args.x, args.y, info, sw, args.sample_weight or "",
                                  settled=plan.settle)
-    plan.notes += check_pixel_range(info, x, args.x)
+    plan.notes += check_pixel_range(info, x, args.x) + check_split_classes(
+        y, args.val_split if images is None else None, args.y or "y")
     val = images.val if images is not None else None
     if args.val and images is not None:
         raise UsageError("an image folder is split by --val-split (Keras' subset='both'): "
