@@ -71,3 +71,4 @@ def _front_door(app, exception):
 
 def setup(app):
     app.connect("build-finished", _front_door)
+smartquotes = False  # `--devices` in a title stays two hyphens (not an en dash) in the navigation
