@@ -152,7 +152,8 @@ def _application(stmt, what: Arg, keywords: Dict[str, Arg], name: str, shape) ->
         module = _module(fn)
         if module is not None:
             base.pre, line = _preprocessing(stmt, module, fn_name, name, shape)
-            base.code.append(line) if line else None
+            if line:
+                base.code.append(line)
         base.pixels = _flag(keywords.get("include_preprocessing"), True) or base.pre is not None
     base.code.append(code)
     return base
@@ -224,19 +225,19 @@ def _preprocessing(stmt, module, fn_name: str, name: str, shape) -> Tuple[Any, s
     if np.allclose(a, np.eye(channels)) and np.allclose(zero, 0):
         return None, ""
     layer_name = f"{name}_preprocess"
-    rnd = lambda v: [float(f"{x:.12g}") for x in np.ravel(v)]  # noqa: E731
     diag = np.diag(a)
     if np.allclose(a, np.diag(diag)) and np.allclose(diag, diag[0]) and np.allclose(zero, zero[0]):
-        kwargs = {"scale": rnd(diag[:1])[0], "offset": rnd(zero[:1])[0], "name": layer_name}
+        kwargs = {"scale": _rounded(diag[:1])[0], "offset": _rounded(zero[:1])[0],
+                  "name": layer_name}
         cls = "Rescaling"
     elif np.allclose(a, np.diag(diag)):
-        kwargs = {"mean": rnd(-zero / diag), "variance": rnd((1.0 / diag) ** 2),
+        kwargs = {"mean": _rounded(-zero / diag), "variance": _rounded((1.0 / diag) ** 2),
                   "name": layer_name}
         cls = "Normalization"
     else:  # a channel permutation (caffe's RGB -> BGR) with offsets: a fixed 1x1 convolution
         kernel = [[[[float(f"{a[j, i]:.12g}") for j in range(channels)]
                     for i in range(channels)]]]
-        bias = rnd(zero)
+        bias = _rounded(zero)
         layer = keras.layers.Conv2D(channels, 1, trainable=False, name=layer_name,
                                     kernel_initializer=keras.initializers.Constant(kernel),
                                     bias_initializer=keras.initializers.Constant(bias))
@@ -248,6 +249,15 @@ def _preprocessing(stmt, module, fn_name: str, name: str, shape) -> Tuple[Any, s
     layer = getattr(keras.layers, cls)(**kwargs)
     args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
     return layer, "{out} = layers." + cls + "(" + args + ")({src})" + f"  # {where}"
+
+
+def _rounded(values) -> List[float]:
+    """Floats to 12 significant digits: exact enough, and readable in `--code`."""
+    return [float(f"{x:.12g}") for x in np.ravel(values)]
+
+
+def _shape(dims) -> str:
+    return "x".join("?" if d is None else str(d) for d in dims)
 
 
 def _saved(stmt, what: Arg, keywords: Dict[str, Arg], name: str, shape) -> Base:
@@ -271,9 +281,8 @@ def _saved(stmt, what: Arg, keywords: Dict[str, Arg], name: str, shape) -> Base:
     takes = tuple(loaded.inputs[0].shape[1:])
     if len(takes) != len(shape) or any(t is not None and s is not None and t != s
                                        for t, s in zip(takes, shape)):
-        show = lambda s: "x".join("?" if d is None else str(d) for d in s)  # noqa: E731
-        raise _err(stmt, f"`{what.text}` takes inputs of shape {show(takes)}, and the statement "
-                   f"before gives {show(shape)}: make them match")
+        raise _err(stmt, f"`{what.text}` takes inputs of shape {_shape(takes)}, and the "
+                   f"statement before gives {_shape(shape)}: make them match")
     out = keywords.get("output")
     code = [f"{{model}} = keras.saving.load_model({path!r}, compile=False)"]
     if out is not None:

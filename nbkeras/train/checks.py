@@ -383,9 +383,13 @@ def check_split_classes(y, val_split: Optional[float], label: str) -> List[str]:
     train, val = set(np.unique(y[:cut]).tolist()), set(np.unique(y[cut:]).tolist())
     if not train or not val or train == val or len(train | val) > 1000:
         return []
-    show = lambda s: ", ".join(str(c) for c in sorted(s)[:8]) + (", ..." if len(s) > 8 else "")  # noqa: E731
-    missing = [f"training has no class {show(val - train)}"] if val - train else []
-    missing += [f"validation has no class {show(train - val)}"] if train - val else []
+    missing = [f"training has no class {_listed(val - train)}"] if val - train else []
+    missing += [f"validation has no class {_listed(train - val)}"] if train - val else []
     return [f"warning: --val-split {val_split:g} validates on the last {val_split:.0%} of "
             f"`{label}` as given (Keras splits before shuffling), and {'; '.join(missing)}: "
             "shuffle the arrays first (e.g. with sklearn's train_test_split), or pass --val"]
+
+
+def _listed(classes) -> str:
+    shown = sorted(classes)
+    return ", ".join(str(c) for c in shown[:8]) + (", ..." if len(shown) > 8 else "")
